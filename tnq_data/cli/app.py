@@ -1,0 +1,57 @@
+"""The Typer application, global options and the error boundary shared by every command."""
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from tnq_data.errors import TnqError
+
+app = typer.Typer(
+    name="tnq-data",
+    help="Fetch, curate, label and version datasets for charge- and spin-aware potentials.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+#: Options shared by every command, set by the callback below.
+state = {"debug": False, "quiet": False}
+console = Console(stderr=True)
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    state["debug"] = debug
+    state["quiet"] = quiet
+
+
+def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> int:
+    """Run a Typer app, turning `TnqError` into one line on stderr and its exit code."""
+    command = typer.main.get_command(application)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+    except TnqError as err:
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        return err.exit_code
+    except click.exceptions.Abort:
+        console.print("[red]error:[/red] interrupted; the store stays at its previous version, re-run to finish.")
+        return 130
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Exit as err:
+        return err.exit_code
+    return 0
+
+
+def main() -> None:
+    """Entry point of the `tnq-data` console script."""
+    sys.exit(run_app(app, prog_name="tnq-data"))

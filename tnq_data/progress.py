@@ -1,0 +1,16 @@
+"""Progress bars that respect `--quiet` (rich, on stderr)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None, *, quiet: bool = False) -> Iterator[Progress]:
+    """Yield a started rich `Progress` with one task (id 0); invisible when `quiet`."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[status]}"))
+    with Progress(*columns, disable=quiet, transient=False) as bar:
+        bar.add_task(description, total=total, status="")
+        yield bar
