@@ -35,7 +35,7 @@ def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: 
     command = typer.main.get_command(application)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        command.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        code = command.main(args=argv, prog_name=prog_name, standalone_mode=False)
     except TnqError as err:
         if debug:
             raise
@@ -47,9 +47,7 @@ def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: 
     except click.ClickException as err:
         err.show()
         return err.exit_code
-    except click.exceptions.Exit as err:
-        return err.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

@@ -129,14 +129,18 @@ class StoreWriter:
         return counts, self.shards, self.columns.finish()
 
 
-def _prepare_root(root: Path) -> None:
-    """Refuse a path that is neither a store nor empty; remove temporaries of an interrupted write."""
+def _check_root(root: Path) -> None:
+    """Refuse a path that is neither a store nor empty (a crashed first write counts as a store)."""
     if root.exists() and not root.is_dir():
         raise TnqError(f"{root} is a file, not a store directory; choose another --out")
     if root.is_dir() and not is_store(root):
         foreign = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES)
         if foreign:
             raise TnqError(f"{root} exists and is not a tnq store (it holds {foreign[0]}); choose a new or empty directory")
+
+
+def _remove_temporaries(root: Path) -> None:
+    """Remove what an interrupted write left behind; only under the writer lock."""
     for tmp in root.glob("shards/*/.tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -160,8 +164,9 @@ def write_store(root: Path | str, batches: Iterable[MoleculeBatch], *, provenanc
     final rename of HEAD, readers and a crash see the previous version.
     """
     root = Path(root)
-    _prepare_root(root)
+    _check_root(root)
     with writer_lock(root):
+        _remove_temporaries(root)
         parent = read_manifest(root)["version"] if is_store(root) else None
         writer = StoreWriter(root, shard_bytes)
         for batch in batches:
@@ -178,7 +183,9 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
     when nothing changed).
     """
     root = Path(root)
+    read_manifest(root)
     with writer_lock(root):
+        _remove_temporaries(root)
         base = read_manifest(root)
         sharded = _ShardedColumns(root)
         for name, column in sorted(columns.items()):

@@ -1,0 +1,61 @@
+"""Re-hash a store against its manifests and name every damaged or missing file."""
+
+from pathlib import Path
+
+from tnq_data.errors import TnqError
+from tnq_data.store.arrays import content_hash, read_array
+from tnq_data.store.format import OFFSET_COLUMNS
+from tnq_data.store.manifest import VERSIONS, head_version, read_manifest, version_id
+
+
+def _array_files(path: Path) -> str:
+    """The files of a single-chunk array directory, for naming them in a report."""
+    files = sorted(str(p) for p in path.rglob("*") if p.is_file())
+    return ", ".join(files) if files else str(path)
+
+
+def _check_array(root: Path, relpath: str, expected_hash: str, rows: int) -> str | None:
+    path = root / relpath
+    if not (path / "zarr.json").is_file():
+        return f"missing: {path / 'zarr.json'}"
+    try:
+        values = read_array(root, relpath)
+    except Exception as err:  # any decoding failure is damage to report, not a crash
+        return f"damaged: {_array_files(path)} (unreadable: {type(err).__name__})"
+    if len(values) != rows:
+        return f"damaged: {_array_files(path)} ({len(values)} rows, expected {rows})"
+    if content_hash(values) != expected_hash:
+        return f"damaged: {_array_files(path)} (content hash differs from the manifest)"
+    return None
+
+
+def verify_version(root: Path, version: str) -> list[str]:
+    """Problems found in one version: its manifest and every array it refers to."""
+    try:
+        manifest = read_manifest(root, version)
+    except TnqError as err:
+        return [str(err)]
+    problems = []
+    if version_id(manifest) != manifest.get("version") or manifest.get("version") != version:
+        problems.append(f"damaged: {root / VERSIONS / (version + '.json')} (its contents do not hash to version {version})")
+    for name, entry in sorted(manifest["arrays"].items()):
+        extra = 1 if name in OFFSET_COLUMNS else 0
+        for shard, part in zip(manifest["shards"], entry["shards"]):
+            problem = _check_array(root, part["path"], part["hash"], shard[f"{entry['axis']}s"] + extra)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def verify_store(root: Path | str, all_versions: bool = False) -> tuple[list[str], list[str]]:
+    """Verify HEAD (or every version); return (versions checked, problems). Never raises on damage."""
+    root = Path(root)
+    try:
+        head = head_version(root)
+    except TnqError as err:
+        return [], [str(err)]
+    versions = sorted(p.stem for p in (root / VERSIONS).glob("*.json")) if all_versions else [head]
+    problems = []
+    for version in versions:
+        problems.extend(p for p in verify_version(root, version) if p not in problems)
+    return versions, problems
