@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -11,6 +12,6 @@ def progress_bar(description: str, total: int | None, *, quiet: bool = False) ->
     """Yield a started rich `Progress` with one task (id 0); invisible when `quiet`."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, disable=quiet, transient=False) as bar:
+    with Progress(*columns, disable=quiet, transient=False, console=Console(stderr=True)) as bar:
         bar.add_task(description, total=total, status="")
         yield bar

@@ -42,7 +42,7 @@ def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: 
         console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         return err.exit_code
     except click.exceptions.Abort:
-        console.print("[red]error:[/red] interrupted; the store stays at its previous version, re-run to finish.")
+        console.print("[red]error:[/red] interrupted; nothing half-written was kept (stores stay at their previous version, downloads keep their .part): run the same command again to continue.")
         return 130
     except click.ClickException as err:
         err.show()

@@ -1,0 +1,67 @@
+"""`tnq-data fetch` end to end through the real Typer app, against a local HTTP server."""
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tnq_data.cli import app
+from tnq_data.cli.app import run_app
+
+from .conftest import HttpFile, HttpServer
+
+pytestmark = pytest.mark.usefixtures("http_fast_retries")
+
+BODY = os.urandom(100_000)
+MD5 = hashlib.md5(BODY).hexdigest()
+
+
+def _qmspin_archive() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("QMspin_Part1/geometries_singlet/1_s.xyz")
+        info.size = len(BODY)
+        tar.addfile(info, io.BytesIO(BODY))
+    return buffer.getvalue()
+
+
+def test_fetch_spice_prints_the_path_and_verified_checksum(http_server: HttpServer, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    http_server.files["/spice.h5"] = HttpFile(BODY)
+    argv = ["--quiet", "fetch", "spice", "--version", "1.1.4", "--dest", str(tmp_path),
+            "--url", http_server.url("/spice.h5"), "--md5", MD5]
+    assert run_app(app, argv) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(tmp_path / "SPICE-1.1.4.hdf5")
+    assert (tmp_path / "SPICE-1.1.4.hdf5").read_bytes() == BODY
+    assert f"md5 {MD5} verified" in err
+    assert run_app(app, argv) == 0
+    assert "not downloading it again" in capsys.readouterr().err
+    assert len(http_server.requests) == 1
+
+
+def test_fetch_errors_are_one_line_and_a_non_zero_exit(http_server: HttpServer, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["fetch", "spice", "--dest", str(tmp_path), "--url", http_server.url("/missing.h5")]
+    assert run_app(app, argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "HTTP 404" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fetch_qmspin_downloads_unpinned_and_extracts(http_server: HttpServer, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    archive = _qmspin_archive()
+    http_server.files["/qmspin.tgz"] = HttpFile(archive)
+    argv = ["--quiet", "fetch", "qmspin", "--dest", str(tmp_path), "--url", http_server.url("/qmspin.tgz"), "--extract"]
+    assert run_app(app, argv) == 0
+    out, err = capsys.readouterr()
+    folder = tmp_path / "QMspin_Part1"
+    assert out.split() == [str(tmp_path / "QMspin_Part1.tar.gz"), str(folder)]
+    assert f"--sha256 {hashlib.sha256(archive).hexdigest()}" in err
+    assert (folder / "QMspin_Part1" / "geometries_singlet" / "1_s.xyz").read_bytes() == BODY
+    assert run_app(app, argv) == 0
+    assert "not extracting again" in capsys.readouterr().err
