@@ -9,9 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextmanager
 def progress_bar(description: str, total: int | None, *, quiet: bool = False) -> Iterator[Progress]:
-    """Yield a started rich `Progress` with one task (id 0); invisible when `quiet`."""
+    """Yield a started rich `Progress` (task id 0) on stderr; cleared when done (commands print their own summary), invisible when `quiet`."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, disable=quiet, transient=False, console=Console(stderr=True)) as bar:
+    with Progress(*columns, disable=quiet, transient=True, console=Console(stderr=True)) as bar:
         bar.add_task(description, total=total, status="")
         yield bar
