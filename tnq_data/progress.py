@@ -9,9 +9,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextmanager
 def progress_bar(description: str, total: int | None, *, quiet: bool = False) -> Iterator[Progress]:
-    """Yield a started rich `Progress` (task id 0) on stderr; cleared when done (commands print their own summary), invisible when `quiet`."""
+    """Yield a started rich `Progress` (task id 0) on stderr; cleared when done (commands print their own summary); off with `quiet` or when stderr is no terminal."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, disable=quiet, transient=True, console=Console(stderr=True)) as bar:
+    console = Console(stderr=True)
+    with Progress(*columns, disable=quiet or not console.is_terminal, transient=True, console=console) as bar:
         bar.add_task(description, total=total, status="")
         yield bar
