@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tnq_data.errors import TnqError
-from tnq_data.store import Column, MoleculeBatch, add_columns, open_store, write_store
+from tnq_data.store import Column, MoleculeBatch, add_columns, open_store, set_head, write_store
 from tnq_data.store.format import concat_batches
 from tnq_data.store.summary import store_diff, store_log
 
@@ -124,3 +124,14 @@ def test_refuses_a_directory_that_is_not_a_store(tmp_path, make_batch):
         open_store(tmp_path)
     with pytest.raises(TnqError, match="no such store"):
         open_store(tmp_path / "absent")
+
+
+def test_set_head_moves_between_versions_without_losing_any(tmp_path, make_batch):
+    root = tmp_path / "s"
+    first = write_store(root, [make_batch(1, 5)])
+    second = add_columns(root, {"charges/x": Column("atom", np.zeros(open_store(root).n_atoms))})
+    set_head(root, first)
+    assert open_store(root).version == first and open_store(root, second).parent == first
+    assert add_columns(root, {"charges/x": Column("atom", np.zeros(open_store(root).n_atoms))}) == second
+    with pytest.raises(TnqError, match="no version"):
+        set_head(root, "0" * 20)

@@ -1,3 +1,43 @@
-"""`tnq-data` commands: run."""
+"""`tnq-data run PIPELINE.yaml`: plan, then run the stages whose keys changed."""
 
-from tnq_data.cli.app import app  # noqa: F401
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tnq_data.cli.app import app, state
+from tnq_data.cli.store import print_json
+from tnq_data.pipeline import load_pipeline, plan, run_pipeline, workdir_of
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+@app.command("run")
+def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pipelines/demo.yaml."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
+        force: list[str] = typer.Option([], "--force", help="Re-run this stage even if up to date (repeatable)."),
+        workers: int = typer.Option(None, "--workers", min=1, help="Parallel workers (default: the file's)."),
+        workdir: Path = typer.Option(None, "--workdir", help="Output folder (default: the file's workdir, else its name)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON.")) -> None:
+    """Run a pipeline: print the plan, run what changed, end with the version ids produced."""
+    pipeline = load_pipeline(pipeline_file)
+    folder = workdir_of(pipeline, workdir)
+    rows = plan(pipeline, folder, tuple(force))
+    table = Table("stage", "kind", "key", "action", title=f"{pipeline.name} in {folder}")
+    for row in rows:
+        table.add_row(row.stage.name, row.stage.kind, row.key[:12], f"run ({row.reason})" if row.run else "skip (up to date)")
+    Console(stderr=as_json, highlight=False).print(table)
+    if dry_run:
+        return
+    report = (lambda line: None) if as_json else out.print
+    final = run_pipeline(pipeline, folder, workers=workers, force=tuple(force), quiet=state["quiet"], report=report)
+    if as_json:
+        print_json({"pipeline": pipeline.name, "workdir": str(folder), "stages": final})
+        return
+    summary = Table("stage", "output", "version / file")
+    for name, entry in final.items():
+        outputs = entry["outputs"]
+        target = outputs.get("version") or outputs.get("file") or outputs.get("checkpoint") or ", ".join(outputs.get("files", {}).values())
+        summary.add_row(name, outputs.get("store") or outputs.get("run") or "files", str(target))
+    out.print(summary)

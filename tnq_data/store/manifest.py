@@ -177,3 +177,11 @@ def writer_lock(root: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def set_head(root: Path, version: str) -> None:
+    """Point HEAD at an existing `version` (like a checkout: no version is changed or removed)."""
+    with writer_lock(root):
+        manifest = read_manifest(root, version)
+        if head_version(root) != version:
+            write_version(root, manifest)

@@ -1,0 +1,85 @@
+"""Pipeline files are validated whole before anything runs; errors name the file, the field and the reason."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tnq_data.errors import TnqError
+from tnq_data.pipeline import load_pipeline, plan
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = {
+    "name": "t",
+    "stages": [
+        {"name": "sample", "kind": "sample", "spice_conformers": 2},
+        {"name": "spice", "kind": "curate_spice", "input": "sample.spice", "max_force": 10.0},
+        {"name": "q", "kind": "charges", "input": "spice", "scheme": "gasteiger"},
+    ],
+}
+
+
+def _write(tmp_path: Path, document) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(document) if not isinstance(document, str) else document)
+    return path
+
+
+@pytest.mark.parametrize("name", ["demo", "spice-pubchem", "qmspin"])
+def test_shipped_pipelines_are_valid(name):
+    pipeline = load_pipeline(REPO / "pipelines" / f"{name}.yaml")
+    assert pipeline.name == name and pipeline.stages
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["stages"].append({"name": "x", "kind": "bake"}), r"stages\[3\]: Input tag 'bake' found using 'kind' does not match"),
+    (lambda d: d["stages"][1].pop("input"), r"stages\[1\]\.input: Field required"),
+    (lambda d: d["stages"][1].__setitem__("max_force", "strong"), r"stages\[1\]\.max_force: Input should be a valid number"),
+    (lambda d: d["stages"][1].__setitem__("max_force", -1), r"stages\[1\]\.max_force: Input should be greater than 0"),
+    (lambda d: d["stages"][2].__setitem__("colour", "red"), r"stages\[2\]\.colour: Extra inputs are not permitted"),
+    (lambda d: d["stages"][2].__setitem__("input", "later"), r"input 'later' is not an earlier stage"),
+    (lambda d: d["stages"][2].__setitem__("input", "sample"), r"input 'sample' gives a files, but a charges stage needs a store"),
+    (lambda d: d["stages"][2].__setitem__("name", "spice"), r"the name 'spice' is used twice"),
+    (lambda d: d.pop("stages"), r"\.?stages: Field required"),
+])
+def test_invalid_pipelines_are_rejected_with_file_field_and_reason(tmp_path, change, message):
+    document = yaml.safe_load(yaml.safe_dump(GOOD))
+    change(document)
+    path = _write(tmp_path, document)
+    with pytest.raises(TnqError, match=message) as err:
+        load_pipeline(path)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_not_yaml_and_missing_files(tmp_path):
+    with pytest.raises(TnqError, match="not valid YAML"):
+        load_pipeline(_write(tmp_path, "stages: [a, b"))
+    with pytest.raises(TnqError, match="a pipeline file is a mapping"):
+        load_pipeline(_write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(TnqError, match="no such pipeline file"):
+        load_pipeline(tmp_path / "absent.yaml")
+
+
+def test_cli_rejects_before_running_anything(tmp_path):
+    document = yaml.safe_load(yaml.safe_dump(GOOD))
+    document["stages"][1]["max_force"] = "strong"
+    path = _write(tmp_path, document)
+    result = subprocess.run(["tnq-data", "run", str(path), "--workdir", str(tmp_path / "work")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "max_force" in result.stderr
+    assert not (tmp_path / "work").exists()
+
+
+def test_keys_chain_so_a_changed_parameter_reruns_downstream(tmp_path):
+    base = load_pipeline(_write(tmp_path, GOOD))
+    changed_doc = yaml.safe_load(yaml.safe_dump(GOOD))
+    changed_doc["stages"][1]["max_force"] = 12.0
+    changed = load_pipeline(_write(tmp_path, changed_doc))
+    keys_a = [row.key for row in plan(base, tmp_path / "w")]
+    keys_b = [row.key for row in plan(changed, tmp_path / "w")]
+    assert keys_a[0] == keys_b[0] and keys_a[1] != keys_b[1] and keys_a[2] != keys_b[2]
+    workers_doc = dict(GOOD, workers=7)
+    assert [row.key for row in plan(load_pipeline(_write(tmp_path, workers_doc)), tmp_path / "w")] == keys_a
+    with pytest.raises(TnqError, match="--force nope: no such stage"):
+        plan(base, tmp_path / "w", ("nope",))

@@ -1,0 +1,154 @@
+"""Pipeline files: a pydantic schema, validated whole before anything runs."""
+
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tnq_data.errors import TnqError
+
+
+class _Stage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="Stage name; also the folder of its outputs.")
+
+    #: What the stage produces, for checking references: "files", "file", "store" or "run".
+    produces: ClassVar[str] = ""
+    #: What its `input` must produce ("" when it takes none).
+    consumes: ClassVar[str] = ""
+
+    def inputs(self) -> list[str]:
+        """Names of the stages whose outputs this stage reads."""
+        return []
+
+
+class SampleStage(_Stage):
+    """Make the project's own demo inputs (a SPICE-layout HDF5 and a QMspin-layout archive) with GFN2-xTB."""
+
+    kind: Literal["sample"]
+    spice_conformers: int = Field(4, ge=1)
+    qmspin_carbenes: int = Field(6, ge=1)
+    seed: int = 0
+    produces: ClassVar[str] = "files"
+
+
+class FetchStage(_Stage):
+    """Download a known data set (or a mirror), resumable and checksummed."""
+
+    kind: Literal["fetch"]
+    dataset: Literal["spice", "qmspin"]
+    version: str | None = None
+    url: str | None = None
+    md5: str | None = None
+    sha256: str | None = None
+    produces: ClassVar[str] = "file"
+
+
+class _Consumer(_Stage):
+    input: str = Field(description="A stage name, or `stage.file` for one file of a `sample` stage.")
+
+    def inputs(self) -> list[str]:
+        return [self.input.split(".")[0]]
+
+
+class CurateSpiceStage(_Consumer):
+    """Curate a SPICE HDF5 into a store."""
+
+    kind: Literal["curate_spice"]
+    subset: str | None = None
+    elements: list[str] | None = None
+    max_force: float | None = Field(None, gt=0, description="eV/Å")
+    produces: ClassVar[str] = "store"
+    consumes: ClassVar[str] = "file"
+
+
+class CurateQmspinStage(_Consumer):
+    """Curate a QMspin archive or folder into a store."""
+
+    kind: Literal["curate_qmspin"]
+    produces: ClassVar[str] = "store"
+    consumes: ClassVar[str] = "file"
+
+
+class ChargesStage(_Consumer):
+    """Add a partial-charge column to the input stage's store (a new version of it)."""
+
+    kind: Literal["charges"]
+    scheme: str
+    fallback: list[str] = []
+    per_conformer: bool = False
+    timeout: float | None = Field(None, gt=0, description="s per molecule")
+    produces: ClassVar[str] = "store"
+    consumes: ClassVar[str] = "store"
+
+
+class TrainStage(_Consumer):
+    """Train a model on the input stage's store and evaluate it on the test split."""
+
+    kind: Literal["train"]
+    config: dict = Field(default_factory=dict, description="tnq-train configuration keys (see docs/training.md).")
+    produces: ClassVar[str] = "run"
+    consumes: ClassVar[str] = "store"
+
+
+Stage = Annotated[SampleStage | FetchStage | CurateSpiceStage | CurateQmspinStage | ChargesStage | TrainStage,
+                  Field(discriminator="kind")]
+
+
+class Pipeline(BaseModel):
+    """A pipeline file: named stages run in order, each reading the outputs of earlier ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    workdir: str | None = Field(None, description="Output folder, relative to the current directory (default: the name).")
+    workers: int = Field(1, ge=1)
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> "Pipeline":
+        seen: dict[str, _Stage] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.name in seen:
+                raise ValueError(f"stages[{index}]: the name {stage.name!r} is used twice")
+            for source in stage.inputs():
+                if source not in seen:
+                    raise ValueError(f"stages[{index}] ({stage.name}): input {source!r} is not an earlier stage")
+                provided = seen[source].produces
+                if not (provided == stage.consumes or (provided == "files" and stage.consumes == "file")):
+                    raise ValueError(f"stages[{index}] ({stage.name}): input {source!r} gives a {provided}, "
+                                     f"but a {stage.kind} stage needs a {stage.consumes}")
+            seen[stage.name] = stage
+        return self
+
+
+def _location(loc: tuple) -> str:
+    """`stages[2].max_force` from pydantic's location tuple (dropping union-member tags)."""
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item not in {"sample", "fetch", "curate_spice", "curate_qmspin", "charges", "train"} or not parts:
+            parts.append(f".{item}" if parts else str(item))
+    return "".join(parts)
+
+
+def load_pipeline(path: Path | str) -> Pipeline:
+    """Read and validate a pipeline file; `TnqError` naming the file, the field and the reason."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise TnqError(f"{path}: no such pipeline file; see pipelines/ for examples") from None
+    except yaml.YAMLError as err:
+        raise TnqError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from err
+    if not isinstance(document, dict):
+        raise TnqError(f"{path}: a pipeline file is a mapping with `name` and `stages`")
+    try:
+        return Pipeline.model_validate(document)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = _location(first["loc"]) or "(top level)"
+        more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
+        raise TnqError(f"{path}: {where}: {first['msg']}{more}") from err
