@@ -28,6 +28,6 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator["dis
     if workers < 1:
         raise TnqError(f"--workers must be at least 1, got {workers}")
     with dask.config.set({"distributed.worker.daemon": False, "distributed.logging.distributed": "error"}):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
             with Client(cluster) as client:
                 yield client

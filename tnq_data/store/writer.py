@@ -161,7 +161,8 @@ def write_store(root: Path | str, batches: Iterable[MoleculeBatch], *, provenanc
 
     A new store has no parent; writing into an existing store makes a version whose parent is its HEAD
     (nothing is lost). Identical contents give the identical version id. The write is atomic: until the
-    final rename of HEAD, readers and a crash see the previous version.
+    final rename of HEAD, readers and a crash see the previous version. `tables` is read after the last
+    batch, so a batch generator may fill it (e.g. with drop counts) as it goes.
     """
     root = Path(root)
     _check_root(root)
