@@ -200,10 +200,12 @@ def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = Non
     ctx = Context(workdir, workers or pipeline.workers, quiet, {name: entry["outputs"] for name, entry in state.items()})
     for number, row in enumerate(rows, 1):
         name = row.stage.name
-        if not row.run:
+        # Checked again now: an upstream stage that just ran may have replaced the folder holding them.
+        if not row.run and _outputs_present(state[name]["outputs"]):
             report(f"[{number}/{len(rows)}] {name}: skipped, up to date (key {row.key[:12]})")
             continue
-        report(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({row.reason})")
+        reason = row.reason if row.run else "outputs replaced by an earlier stage"
+        report(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({reason})")
         started = time.perf_counter()
         outputs = EXECUTORS[row.stage.kind](row.stage, ctx)
         seconds = round(time.perf_counter() - started, 1)
