@@ -42,6 +42,10 @@ def test_shipped_pipelines_are_valid(name):
     (lambda d: d["stages"][2].__setitem__("input", "sample"), r"input 'sample' gives a files, but a charges stage needs a store"),
     (lambda d: d["stages"][2].__setitem__("name", "spice"), r"the name 'spice' is used twice"),
     (lambda d: d.pop("stages"), r"\.?stages: Field required"),
+    (lambda d: d["stages"].append({"name": "t", "kind": "train", "input": "q", "config": {"max_epochs": 0}}),
+     r"stages\[3\]\.config.*max_epochs.*greater than or equal to 1"),
+    (lambda d: d["stages"].append({"name": "t", "kind": "train", "input": "q", "config": {"out": "x"}}),
+     r"'out' is set by the pipeline"),
 ])
 def test_invalid_pipelines_are_rejected_with_file_field_and_reason(tmp_path, change, message):
     document = yaml.safe_load(yaml.safe_dump(GOOD))

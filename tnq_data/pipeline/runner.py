@@ -173,13 +173,15 @@ def _charges(stage, ctx: Context) -> dict:
 
 
 def _train(stage, ctx: Context) -> dict:
-    from tnq_model.train import train_and_evaluate
+    from tnq_model.config import resolve_config
+    from tnq_model.train import train
 
     store = _checkout(ctx, stage.input)
     run_dir = _fresh_dir(ctx.workdir / "runs" / stage.name)
-    result = train_and_evaluate(store, run_dir, stage.config, quiet=ctx.quiet)
-    return {"run": str(run_dir), "checkpoint": str(result["checkpoint"]), "store_version": ctx.resolve(stage.input)["version"],
-            "test_metrics": result["report"]}
+    train(resolve_config(None, {**stage.config, "store": store, "out": run_dir}), quiet=ctx.quiet)
+    report = json.loads((run_dir / "eval_test.json").read_text())
+    return {"run": str(run_dir), "checkpoint": str(run_dir / "best.pt"), "store_version": report["store_version"],
+            "test_overall": report["overall"]}
 
 
 EXECUTORS: dict[str, Callable[[object, Context], dict]] = {

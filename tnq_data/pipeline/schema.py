@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tnq_data.errors import TnqError
 
@@ -90,6 +90,18 @@ class TrainStage(_Consumer):
     config: dict = Field(default_factory=dict, description="tnq-train configuration keys (see docs/training.md).")
     produces: ClassVar[str] = "run"
     consumes: ClassVar[str] = "store"
+
+    @field_validator("config")
+    @classmethod
+    def _valid_training_config(cls, config: dict) -> dict:
+        """Checked against tnq-train's schema now, so a bad key fails before any stage runs."""
+        from tnq_model.config import TrainConfig
+
+        taken = sorted({"store", "out"} & set(config))
+        if taken:
+            raise ValueError(f"{taken[0]!r} is set by the pipeline (the input store and WORKDIR/runs/NAME)")
+        TrainConfig.model_validate({**config, "store": "."})
+        return config
 
 
 Stage = Annotated[SampleStage | FetchStage | CurateSpiceStage | CurateQmspinStage | ChargesStage | TrainStage,
