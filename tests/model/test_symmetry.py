@@ -1,0 +1,88 @@
+"""Invariance of energies, equivariance of forces, gradients and batching of TensorNet (float64)."""
+
+import numpy as np
+import pytest
+import torch
+
+CHARGE = torch.tensor([1, 0, -1])
+SPIN = torch.tensor([1, 0, 2])
+
+
+def random_rotation(seed: int, reflect: bool) -> torch.Tensor:
+    """A random orthogonal 3x3 matrix (float64) with determinant -1 if ``reflect`` else +1."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if (np.linalg.det(q) < 0) != reflect:
+        q[:, 0] = -q[:, 0]
+    return torch.tensor(q)
+
+
+def energy_and_forces(model, z, pos, batch, first=0, create_graph=False):
+    """Energies and forces of a batch whose molecule 0 is molecule ``first`` of CHARGE and SPIN."""
+    pos = pos.clone().requires_grad_(True)
+    stop = first + int(batch.max()) + 1
+    energy = model(z, pos, batch, CHARGE[first:stop], SPIN[first:stop])
+    (gradient,) = torch.autograd.grad(energy.sum(), pos, create_graph=create_graph)
+    return energy, -gradient
+
+
+@pytest.fixture
+def model(make_model):
+    return make_model(state=("charge", "spin"), lambda_mode="channel")
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_rotation_and_reflection(model, batched, reflect: bool) -> None:
+    z, pos, batch = batched
+    rotation = random_rotation(11, reflect)
+    assert torch.linalg.det(rotation) == pytest.approx(-1.0 if reflect else 1.0)
+    energy, forces = energy_and_forces(model, z, pos, batch)
+    energy_rot, forces_rot = energy_and_forces(model, z, pos @ rotation.T, batch)
+    torch.testing.assert_close(energy_rot, energy)
+    torch.testing.assert_close(forces_rot, forces @ rotation.T)
+
+
+def test_translation_and_permutation(model, batched) -> None:
+    z, pos, batch = batched
+    energy, forces = energy_and_forces(model, z, pos, batch)
+    perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(5))
+    shift = torch.tensor([3.0, -20.0, 7.5], dtype=torch.float64)
+    energy_p, forces_p = energy_and_forces(model, z[perm], pos[perm] + shift, batch[perm])
+    torch.testing.assert_close(energy_p, energy)
+    torch.testing.assert_close(forces_p, forces[perm])
+
+
+def test_forces_are_minus_finite_difference_gradient(model, molecules) -> None:
+    z, pos = molecules[1]
+    batch = torch.zeros(len(z), dtype=torch.long)
+    _, forces = energy_and_forces(model, z, pos, batch, first=1)
+    step = 1e-5
+    for atom, axis in [(0, 0), (5, 1), (len(z) - 1, 2)]:
+        shifted = [pos.clone(), pos.clone()]
+        shifted[0][atom, axis] += step
+        shifted[1][atom, axis] -= step
+        with torch.no_grad():
+            e_plus, e_minus = (model(z, p, batch, CHARGE[1:2], SPIN[1:2])[0] for p in shifted)
+        torch.testing.assert_close(forces[atom, axis], -(e_plus - e_minus) / (2 * step), rtol=1e-6, atol=1e-8)
+
+
+def test_molecule_alone_equals_molecule_in_batch(model, molecules, batched) -> None:
+    energy, forces = energy_and_forces(model, *batched)
+    start = 0
+    for b, (z_b, pos_b) in enumerate(molecules):
+        alone = torch.zeros(len(z_b), dtype=torch.long)
+        e_b, f_b = energy_and_forces(model, z_b, pos_b, alone, first=b)
+        torch.testing.assert_close(e_b[0], energy[b])
+        torch.testing.assert_close(f_b, forces[start : start + len(z_b)])
+        start += len(z_b)
+
+
+def test_force_loss_reaches_every_parameter(model, batched) -> None:
+    _, forces = energy_and_forces(model, *batched, create_graph=True)
+    forces.pow(2).mean().backward()
+    for name, parameter in model.named_parameters():
+        if name == "readout.head.2.bias":  # a constant energy offset: no force depends on it
+            assert parameter.grad is None
+            continue
+        assert parameter.grad is not None and bool(torch.isfinite(parameter.grad).all()), name
+        assert float(parameter.grad.abs().sum()) > 0, name

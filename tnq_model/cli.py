@@ -1,0 +1,93 @@
+"""The `tnq-train` command: train (the default), `eval` and `export`; thin wrappers over library functions."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tnq_data.cli.app import run_app
+
+from .config import resolve_config
+
+app = typer.Typer(name="tnq-train", help="Train and evaluate charge- and spin-aware TensorNet potentials.",
+                  pretty_exceptions_enable=False, add_completion=False)
+
+
+def _state(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+@app.callback(invoke_without_command=True)
+def train_command(
+    ctx: typer.Context,
+    store: Path | None = typer.Option(None, help="Store directory to train on."),
+    config: Path | None = typer.Option(None, help="YAML config; flags given here override its keys."),
+    out: Path | None = typer.Option(None, help="Run directory (outputs and checkpoints). Default: run"),
+    state: str | None = typer.Option(None, help="Comma-separated state: charge,spin,charges/<scheme>; '' for none."),
+    target: str | None = typer.Option(None, help="energy or formation_energy."),
+    max_epochs: int | None = typer.Option(None, help="Number of epochs."),
+    batch_size: int | None = typer.Option(None, help="Conformers per batch (per process)."),
+    device: str | None = typer.Option(None, help="cpu or cuda."),
+    num_workers: int | None = typer.Option(None, help="DataLoader worker processes per training process."),
+    seed: int | None = typer.Option(None, help="Seed of the weights and of the data order."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    force: bool = typer.Option(False, "--force", help="With --resume: accept a different store version."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Train a potential on a store (the default command); `eval` and `export` act on a run directory."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .train import train
+
+    if config is None and resume and out is not None:
+        config = out / "config.yaml"
+    overrides = {"store": store, "out": out, "state": _state(state), "target": target, "max_epochs": max_epochs,
+                 "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed}
+    run_dir = train(resolve_config(config, overrides), resume=resume, force=force, quiet=quiet)
+    if os.environ.get("RANK", "0") == "0":
+        Console(stderr=True).print(f"run written to {run_dir}")
+
+
+@app.command("eval")
+def eval_command(
+    run_dir: Path = typer.Argument(..., help="Run directory written by tnq-train."),
+    store: Path = typer.Option(..., help="Store to evaluate on (the run's splits apply)."),
+    split: str = typer.Option("test", help="train, val or test."),
+    checkpoint: str = typer.Option("best.pt", help="Checkpoint file in the run directory."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Energy and force errors of a run, overall and by total charge and multiplicity."""
+    from .evaluate import evaluate_run
+
+    report = evaluate_run(run_dir, store, split, checkpoint, device)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    rows = [("overall", report["overall"])] + [(f"charge {k}", v) for k, v in report["by_total_charge"].items()] \
+        + [(f"multiplicity {k}", v) for k, v in report["by_multiplicity"].items()]
+    for label, metrics in rows:
+        forces = f"  F MAE {metrics['force_mae_meV_per_A']:.1f} meV/Å" if "force_mae_meV_per_A" in metrics else ""
+        print(f"{label:>16}: n={metrics['n_conformers']}  E MAE {metrics['energy_mae_meV']:.1f} meV "
+              f"({metrics['energy_mae_meV_per_atom']:.2f} meV/atom){forces}")
+
+
+@app.command("export")
+def export_command(
+    run_dir: Path = typer.Argument(..., help="Run directory written by tnq-train."),
+    out: Path | None = typer.Option(None, help="TorchScript file. Default: RUN_DIR/model.ts"),
+    checkpoint: str = typer.Option("best.pt", help="Checkpoint file in the run directory."),
+) -> None:
+    """Write the run's potential as TorchScript (energies and forces without tnq)."""
+    from .export import export_torchscript
+
+    print(export_torchscript(run_dir / checkpoint, out or run_dir / "model.ts"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `tnq-train` console script (and of `python -m tnq_model.train`)."""
+    sys.exit(run_app(app, argv, prog_name="tnq-train"))

@@ -1,0 +1,131 @@
+"""The training configuration: a pydantic model read from YAML, overridden by CLI flags, saved with the run."""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from tnq_data.errors import TnqError
+
+#: A state the model is conditioned on: total charge, spin, or one partial-charge column of the store.
+StateName = Annotated[str, StringConstraints(pattern=r"^(charge|spin|charges/[A-Za-z0-9_.+-]+)$")]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    """TensorNet hyperparameters (see `tnq_model.TensorNet`)."""
+
+    hidden_channels: int = Field(64, ge=1)
+    num_layers: int = Field(2, ge=0)
+    num_rbf: int = Field(32, ge=1)
+    cutoff: PositiveFloat = 5.0  # Å
+    max_z: int = Field(128, ge=2)
+    trainable_rbf: bool = False
+    state_mode: Literal["tensornet", "spooky"] = "tensornet"
+    lambda_mode: Literal["constant", "learnable", "channel"] = "constant"
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class LossConfig(_Section):
+    """Weighted energy (per atom, eV/atom) and force (eV/Å, per component) errors."""
+
+    kind: Literal["mse", "l1", "huber"] = "mse"
+    energy_weight: float = Field(1.0, ge=0)
+    force_weight: float = Field(10.0, ge=0)
+    huber_delta: PositiveFloat = 0.01
+
+
+class OptimConfig(_Section):
+    """AdamW with linear warm-up, then reduce-on-plateau; clipping, EMA and early stopping."""
+
+    lr: PositiveFloat = 1e-3
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(5, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+    clip_grad_norm: PositiveFloat = 10.0
+    ema_decay: float = Field(0.99, ge=0, lt=1)  # 0 disables the moving average
+    early_stopping_patience: int = Field(20, ge=1)
+
+
+class SplitConfig(_Section):
+    """Fractions of molecules in train/val/test and the seed of the split."""
+
+    train: float = Field(0.8, gt=0, le=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_sum_to_one(self) -> "SplitConfig":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, got {self.train + self.val + self.test:g}")
+        return self
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs; every CLI option of `tnq-train` is a key here."""
+
+    store: Path
+    out: Path = Path("run")
+    state: list[StateName] = ["charge", "spin"]
+    target: Literal["energy", "formation_energy"] = "energy"
+    references: Literal["element", "element_charge"] = "element"
+    max_epochs: int = Field(100, ge=1)
+    batch_size: int = Field(32, ge=1)
+    device: Literal["cpu", "cuda"] = "cpu"
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    buffer_shards: int = Field(2, ge=1)
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    split: SplitConfig = SplitConfig()
+
+    @property
+    def partial_charges(self) -> list[str]:
+        """The `charges/<scheme>` columns in the state, in order."""
+        return [name for name in self.state if name.startswith("charges/")]
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    return f"{where}: {first['msg']}"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file at `path`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise TnqError(f"cannot read config {path}: {err.strerror}; pass an existing YAML file") from None
+    except yaml.YAMLError as err:
+        raise TnqError(f"config {path} is not valid YAML ({err.__class__.__name__}); fix its syntax") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TnqError(f"config {path} must hold a mapping of keys, not a {type(data).__name__}")
+    return data
+
+
+def resolve_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The config from the YAML file at `path` (if any) with the non-None `overrides` (CLI flags) on top."""
+    data = read_yaml(path) if path is not None else {}
+    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:
+        source = f"config {path}" if path is not None else "options"
+        raise TnqError(f"invalid {source}: {_first_error(err)}; see docs/training.md for the keys") from None
+
+
+def write_config(config: TrainConfig, path: Path) -> None:
+    """Save `config` as YAML that `resolve_config` reads back to an equal config."""
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,26 @@
+"""TorchScript export of a trained Potential, for use without Python tnq (e.g. C++ or OpenMM-Torch)."""
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from .checkpoint import load_potential
+
+#: Name of the JSON config stored inside the exported file (``torch.jit.load(..., _extra_files=...)``).
+CONFIG_FILE = "tnq_config.json"
+
+
+def export_torchscript(checkpoint_path: Union[str, PathLike], out_path: Union[str, PathLike]) -> Path:
+    """Script the Potential of a checkpoint and save it to ``out_path``; returns the path.
+
+    The scripted module has ``forward(z, pos, batch, total_charge, multiplicity, partial_charges=None)``
+    -> energies (B,) eV and ``energy_and_forces(...)`` -> (energies eV, forces eV/Å), as Potential.
+    """
+    potential = load_potential(checkpoint_path)
+    scripted = torch.jit.script(potential)
+    out_path = Path(out_path)
+    torch.jit.save(scripted, str(out_path), _extra_files={CONFIG_FILE: json.dumps(potential.config())})
+    return out_path

@@ -1,0 +1,45 @@
+"""Radial functions of the interatomic distance: cosine cutoff and exponential-normal basis."""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
+    """Smooth cutoff 0.5 (cos(pi d / r_c) + 1) for d < r_c, else 0; d in Å, shape kept."""
+    inside = (dist < cutoff).to(dist.dtype)
+    return 0.5 * (torch.cos(dist * (math.pi / cutoff)) + 1.0) * inside
+
+
+class ExpNormalBasis(nn.Module):
+    """Exponential-normal radial basis (PhysNet form, as in TensorNet).
+
+    e_k(d) = phi(d) * exp(-beta_k (exp(-alpha d) - mu_k)^2), alpha = 5 / r_c, with means mu_k evenly
+    spaced between exp(-5) and 1, widths beta_k = (2 (1 - exp(-5)) / K)^-2 and phi the cosine cutoff.
+
+    Args:
+        num_rbf: number of functions K.
+        cutoff: r_c in Å.
+        trainable: learn mu and beta.
+    """
+
+    def __init__(self, num_rbf: int, cutoff: float, trainable: bool = False) -> None:
+        super().__init__()
+        self.cutoff = cutoff
+        self.alpha = 5.0 / cutoff
+        start = math.exp(-5.0)
+        means = torch.linspace(start, 1.0, num_rbf)
+        betas = torch.full((num_rbf,), (2.0 / num_rbf * (1.0 - start)) ** -2)
+        if trainable:
+            self.means = nn.Parameter(means)
+            self.betas = nn.Parameter(betas)
+        else:
+            self.register_buffer("means", means)
+            self.register_buffer("betas", betas)
+
+    def forward(self, dist: Tensor) -> Tensor:
+        """Distances (E,) in Å -> basis values (E, K)."""
+        d = dist.unsqueeze(-1)
+        gauss = torch.exp(-self.betas * (torch.exp(-self.alpha * d) - self.means) ** 2)
+        return cosine_cutoff(d, self.cutoff) * gauss

@@ -1,0 +1,22 @@
+"""Invariant readout of TensorNet: node tensors -> per-atom energies."""
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .cartesian import decompose, squared_norm
+
+
+class ScalarReadout(nn.Module):
+    """E_i = MLP(SiLU(W LayerNorm(|I_i|^2 || |A_i|^2 || |S_i|^2))), MLP: C -> C/2 -> 1 (SiLU)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(3 * channels)
+        self.linear = nn.Linear(3 * channels, channels)
+        self.head = nn.Sequential(nn.Linear(channels, channels // 2), nn.SiLU(), nn.Linear(channels // 2, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Node tensors (N, C, 3, 3) -> per-atom energies (N,)."""
+        invariants = torch.cat([squared_norm(part) for part in decompose(x)], dim=-1)
+        return self.head(F.silu(self.linear(self.norm(invariants)))).squeeze(-1)

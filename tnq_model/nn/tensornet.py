@@ -1,0 +1,134 @@
+"""TensorNet (Simeon and De Fabritiis, NeurIPS 2023) with charge and spin states (Simeon et al. 2024)."""
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from .embedding import TensorEmbedding
+from .interaction import Interaction
+from .neighbors import neighbor_pairs
+from .radial import ExpNormalBasis, cosine_cutoff
+from .readout import ScalarReadout
+from .state import (
+    PARTIAL_CHARGE_PREFIX,
+    ElectronicEmbedding,
+    atom_attributes,
+    check_state_inputs,
+    validate_state,
+)
+
+
+class TensorNet(nn.Module):
+    """O(3)-equivariant Cartesian tensor network predicting molecular energies.
+
+    Args:
+        hidden_channels: channels C of the node tensors.
+        num_layers: number of interaction layers.
+        num_rbf: number of exponential-normal radial functions.
+        cutoff: neighbour cutoff r_c in Å.
+        max_z: atomic numbers must be below this.
+        trainable_rbf: learn the radial basis means and widths.
+        state: attributes the model is conditioned on, in column order: ``"charge"`` (total charge,
+            e), ``"spin"`` (unpaired electrons 2S), ``"charges/<scheme>"`` (partial charges, e).
+            ``()`` is plain TensorNet.
+        state_mode: ``"tensornet"`` (per-atom factor 1 + sum_k lambda_k a_ik in every layer) or
+            ``"spooky"`` (SpookyNet electronic embeddings added to the atom embedding).
+        lambda_mode: ``"constant"`` (0.1), ``"learnable"`` (per attribute and layer) or ``"channel"``
+            (per attribute, layer and channel); used by the ``"tensornet"`` state mode.
+        dtype: parameter dtype (float32 or float64).
+    """
+
+    def __init__(
+        self,
+        hidden_channels: int = 128,
+        num_layers: int = 2,
+        num_rbf: int = 32,
+        cutoff: float = 5.0,
+        max_z: int = 128,
+        trainable_rbf: bool = False,
+        state: Sequence[str] = (),
+        state_mode: str = "tensornet",
+        lambda_mode: str = "constant",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        names = validate_state(state, state_mode, lambda_mode)
+        self.hparams: Dict[str, Any] = dict(
+            hidden_channels=hidden_channels, num_layers=num_layers, num_rbf=num_rbf, cutoff=cutoff,
+            max_z=max_z, trainable_rbf=trainable_rbf, state=list(names), state_mode=state_mode,
+            lambda_mode=lambda_mode,
+        )
+        self.cutoff = float(cutoff)
+        self.max_z = max_z
+        self.state: List[str] = list(names)
+        self.atom_embedding = nn.Embedding(max_z, hidden_channels)
+        self.rbf = ExpNormalBasis(num_rbf, cutoff, trainable_rbf)
+        self.embedding = TensorEmbedding(hidden_channels, num_rbf)
+        num_scaled = len(names) if state_mode == "tensornet" else 0
+        self.layers = nn.ModuleList(
+            [Interaction(hidden_channels, num_rbf, num_scaled, lambda_mode) for _ in range(num_layers)]
+        )
+        spooky = names if state_mode == "spooky" else ()
+        self.electronic = nn.ModuleList([ElectronicEmbedding(hidden_channels, name != "spin") for name in spooky])
+        self.per_atom_state: List[bool] = [name.startswith(PARTIAL_CHARGE_PREFIX) for name in spooky]
+        self.readout = ScalarReadout(hidden_channels)
+        self.to(dtype)
+
+    @torch.jit.unused
+    def config(self) -> Dict[str, Any]:
+        """Constructor arguments (without dtype) that rebuild this model."""
+        return dict(self.hparams)
+
+    @torch.jit.unused
+    def partial_charge_names(self) -> List[str]:
+        """State names of the partial-charge columns, in the column order of ``partial_charges``."""
+        return [name for name in self.state if name.startswith(PARTIAL_CHARGE_PREFIX)]
+
+    def forward(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        total_charge: Optional[Tensor] = None,
+        spin: Optional[Tensor] = None,
+        partial_charges: Optional[Tensor] = None,
+    ) -> Tensor:
+        """Energies of a batch of molecules.
+
+        Args:
+            z: (N,) atomic numbers.
+            pos: (N, 3) positions in Å.
+            batch: (N,) molecule index of each atom, 0..B-1.
+            total_charge: (B,) total charges in e, if the state has ``"charge"``.
+            spin: (B,) numbers of unpaired electrons 2S, if the state has ``"spin"``.
+            partial_charges: (N,) or (N, K) partial charges in e, one column per ``"charges/..."`` state.
+
+        Returns:
+            (B,) energies in the units of the training targets (eV in tnq).
+        """
+        num_molecules = int(batch.max()) + 1
+        if not torch.jit.is_scripting():
+            check_state_inputs(self.state, z.shape[0], num_molecules, total_charge, spin, partial_charges)
+        attributes = atom_attributes(self.state, batch, total_charge, spin, partial_charges, pos.dtype)
+        edge_index, dist, vec = neighbor_pairs(pos, batch, self.cutoff)
+        # TensorNet includes self loops: they carry only the identity part (unit vector 0).
+        loops = torch.arange(z.shape[0], device=z.device)
+        edge_index = torch.cat((edge_index, torch.stack((loops, loops))), dim=1)
+        unit = torch.cat((vec / dist.unsqueeze(-1), torch.zeros_like(pos)), dim=0)
+        dist = torch.cat((dist, torch.zeros_like(pos[:, 0])), dim=0)
+        rbf = self.rbf(dist)
+        cut = cosine_cutoff(dist, self.cutoff)
+        nuclear = self.atom_embedding(z)
+        x = nuclear
+        atoms = loops
+        for k, electronic in enumerate(self.electronic):
+            if self.per_atom_state[k]:
+                x = x + electronic(nuclear, attributes[:, k], atoms, z.shape[0])
+            else:
+                x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
+        tensors = self.embedding(x, edge_index, cut, rbf, unit)
+        for layer in self.layers:
+            tensors = layer(tensors, edge_index, cut, rbf, attributes)
+        atom_energies = self.readout(tensors)
+        return torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)

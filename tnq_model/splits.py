@@ -1,0 +1,72 @@
+"""Train/val/test splits by molecule: every conformer (and spin state) of a molecule lands on one side."""
+
+from pathlib import Path
+
+import numpy as np
+
+from tnq_data.errors import TnqError
+
+SPLITS = ("train", "val", "test")
+
+
+def split_molecules(n_molecules: int, fractions: dict[str, float], seed: int) -> dict[str, np.ndarray]:
+    """Sorted molecule indices of each split, from a permutation drawn with `seed`.
+
+    `fractions` maps "train"/"val"/"test" to fractions summing to 1; sizes are rounded down except
+    train, which takes the rest.
+    """
+    order = np.random.default_rng(seed).permutation(n_molecules)
+    n_val = int(fractions["val"] * n_molecules)
+    n_test = int(fractions["test"] * n_molecules)
+    parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
+    return {name: np.sort(parts[name]).astype(np.int64) for name in SPLITS}
+
+
+def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, conformer_offset: np.ndarray) -> list[set[int]]:
+    """The set of atomic numbers of each molecule (from its first conformer); store columns, global offsets."""
+    first_atoms = atom_offset[conformer_offset[:-1]]
+    n_atoms = atom_offset[conformer_offset[:-1] + 1] - first_atoms
+    molecule = np.repeat(np.arange(len(first_atoms)), n_atoms)
+    atoms = np.concatenate([np.arange(a, a + n) for a, n in zip(first_atoms, n_atoms)]) if len(n_atoms) else first_atoms
+    pairs = np.unique(molecule * 256 + z[atoms].astype(np.int64))
+    elements: list[set[int]] = [set() for _ in first_atoms]
+    for pair in pairs.tolist():
+        elements[pair // 256].add(pair % 256)
+    return elements
+
+
+def cover_elements(splits: dict[str, np.ndarray], elements: list[set[int]]) -> dict[str, np.ndarray]:
+    """Move each val/test molecule with an element the training split lacks into train (in index order).
+
+    Without this a rare element seen only outside train gets no reference energy and no learned embedding.
+    """
+    train_elements = set().union(*(elements[j] for j in splits["train"]))
+    moved = []
+    for name in ("val", "test"):
+        for j in splits[name].tolist():
+            if not elements[j] <= train_elements:
+                moved.append(j)
+                train_elements |= elements[j]
+    if not moved:
+        return splits
+    out = {name: np.setdiff1d(ids, moved) for name, ids in splits.items()}
+    out["train"] = np.union1d(splits["train"], moved).astype(np.int64)
+    return out
+
+
+def conformer_mask(molecule_of_conformer: np.ndarray, molecules: np.ndarray) -> np.ndarray:
+    """(C,) bool: which conformers belong to one of `molecules`; molecule_of_conformer is the store's `molecule`."""
+    return np.isin(molecule_of_conformer, molecules)
+
+
+def save_splits(splits: dict[str, np.ndarray], path: Path) -> None:
+    """Write the molecule indices of each split to an .npz file."""
+    np.savez(path, **splits)
+
+
+def load_splits(path: Path) -> dict[str, np.ndarray]:
+    """The molecule indices of each split saved by `save_splits`."""
+    if not Path(path).is_file():
+        raise TnqError(f"no splits file {path}; is this a run directory written by tnq-train?")
+    with np.load(path) as data:
+        return {name: data[name] for name in SPLITS}
