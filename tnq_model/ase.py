@@ -47,6 +47,7 @@ class TNQCalculator(Calculator):
         atoms = self.atoms
         if atoms.pbc.any():
             raise TnqError("TNQCalculator handles molecules only; set atoms.pbc = False")
+        charge, multiplicity = _required_info(atoms, "charge"), _required_info(atoms, "multiplicity")
         missing = [name for name in self.predictor.partial_charge_names if name not in atoms.arrays]
         if missing:
             raise TnqError(f"the model needs partial charges; set atoms.arrays[name] (e) for {missing}")
@@ -56,8 +57,8 @@ class TNQCalculator(Calculator):
         energy, forces = self.predictor.predict(
             atoms.numbers,
             atoms.positions,
-            _required_info(atoms, "charge"),
-            _required_info(atoms, "multiplicity"),
+            charge,
+            multiplicity,
             charges,
         )
         self.results = {"energy": energy, "forces": forces}

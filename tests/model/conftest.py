@@ -52,3 +52,12 @@ def make_model() -> Callable[..., TensorNet]:
         return TensorNet(**options)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: the test machine is shared, and more threads only spin."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,19 +31,15 @@ def decompose(tensor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 #: Compact layout of the 9 degrees of freedom of a tensor, 10 rows: [t, a_x, a_y, a_z, s_xx, s_yy, s_zz,
 #: s_xy, s_xz, s_yz] for X = t Id + [a]_x + s, s symmetric (made traceless by :func:`expand`).
 #: Message passing runs on this layout: 10 numbers per edge and channel instead of 27.
-#: The part (0: I, 1: A, 2: S) of each compact row, and the rows of each part:
-COMPACT_PART = (0, 1, 1, 1, 2, 2, 2, 2, 2, 2)
-PART_SIZES = (1, 3, 6)
-_SYM_FROM_FULL = (0, 4, 8, 1, 2, 5)
-_FULL_FROM_SYM = (0, 3, 4, 3, 1, 5, 4, 5, 2)
+#: Rows 0, 1-3 and 4-9 hold the I, A and S parts (index lists are literals below, for TorchScript).
 
 
 def to_rows(tensor: Tensor) -> Tensor:
     """Tensors (N, C, 3, 3) -> compact rows (N, 10, C) of their I, A and S parts (S traceless)."""
     t = tensor.diagonal(dim1=-2, dim2=-1).mean(-1)
     flat = tensor.flatten(-2)
-    upper, lower = flat[..., [7, 2, 3]], flat[..., [5, 6, 1]]
-    sym = 0.5 * (flat[..., list(_SYM_FROM_FULL)] + flat[..., [0, 4, 8, 3, 6, 7]])
+    upper, lower = flat[:, :, [7, 2, 3]], flat[:, :, [5, 6, 1]]
+    sym = 0.5 * (flat[:, :, [0, 4, 8, 1, 2, 5]] + flat[:, :, [0, 4, 8, 3, 6, 7]])
     sym = sym - torch.cat((t.unsqueeze(-1).expand(t.shape + (3,)), torch.zeros_like(sym[..., 3:])), dim=-1)
     return torch.cat((t.unsqueeze(-1), 0.5 * (upper - lower), sym), dim=-1).transpose(1, 2)
 
@@ -60,14 +56,14 @@ def mix_rows(weight: Tensor, rows: Tensor) -> Tensor:
 def expand(rows: Tensor) -> Tensor:
     """Compact rows (N, 10, C) -> tensors t Id + [a]_x + (s - tr(s)/3 Id), (N, C, 3, 3)."""
     rows = rows.transpose(1, 2)
-    sym = rows[..., 4:][..., list(_FULL_FROM_SYM)].unflatten(-1, (3, 3))
+    sym = rows[:, :, 4:][:, :, [0, 3, 4, 3, 1, 5, 4, 5, 2]].unflatten(-1, (3, 3))
     trace = rows[..., 4:7].sum(-1, keepdim=True) / 3.0
     eye = torch.eye(3, dtype=rows.dtype, device=rows.device)
     return (rows[..., :1] - trace)[..., None] * eye + skew(rows[..., 1:4]) + sym
 
 
 def scatter_rows(values: Tensor, weights: Tensor, receiver: Tensor, num_nodes: int) -> Tensor:
-    """Weighted sum over edges into their receivers: out_i = sum_{e -> i} weights_e[part] * values_e.
+    """Weighted sum over edges into their receivers: out_i = sum_{e -> i} weights_e[part(row)] * values_e.
 
     Args:
         values: (E, 10, C) or (E, 10, 1) compact rows per edge.
@@ -79,7 +75,7 @@ def scatter_rows(values: Tensor, weights: Tensor, receiver: Tensor, num_nodes: i
         (N, 10, C) compact rows.
     """
     sums = []
-    for part, rows in enumerate(values.split(PART_SIZES, dim=1)):
+    for part, rows in enumerate(values.split([1, 3, 6], dim=1)):
         zeros = torch.zeros(num_nodes, rows.shape[1], weights.shape[2], dtype=weights.dtype, device=weights.device)
         sums.append(zeros.index_add(0, receiver, rows * weights[:, part : part + 1]))
     return torch.cat(sums, dim=1)

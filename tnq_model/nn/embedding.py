@@ -4,11 +4,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .cartesian import COMPACT_PART, expand, mix_rows, mixing_weight, scatter_rows, squared_norm, to_rows
+from .cartesian import expand, mix_rows, mixing_weight, scatter_rows, squared_norm, to_rows
 
 
 def edge_basis(unit: Tensor) -> Tensor:
-    """Compact rows (E, 10) of Id, [u]_x and u u^T for unit vectors u (E, 3); see cartesian.COMPACT_PART.
+    """Compact rows (E, 10) of Id, [u]_x and u u^T for unit vectors u (E, 3); see cartesian.to_rows.
 
     :func:`expand` makes u u^T traceless. Self loops carry u = 0, so only their identity part is non-zero.
     """
@@ -47,4 +47,4 @@ class TensorEmbedding(nn.Module):
         weights = (self.radial(rbf) * cut.unsqueeze(-1)).view(-1, 3, c) * z_pair.unsqueeze(1)
         tensor = expand(scatter_rows(edge_basis(unit).unsqueeze(-1), weights, receiver, n))
         scales = self.scalar(self.norm(squared_norm(tensor))).view(n, 3, c)
-        return expand(mix_rows(self.mix, to_rows(tensor)) * scales[:, list(COMPACT_PART)])
+        return expand(mix_rows(self.mix, to_rows(tensor)) * scales[:, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]])

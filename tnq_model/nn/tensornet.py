@@ -39,6 +39,9 @@ class TensorNet(nn.Module):
         dtype: parameter dtype (float32 or float64).
     """
 
+    state: List[str]
+    per_atom_state: List[bool]
+
     def __init__(
         self,
         hidden_channels: int = 128,
@@ -61,7 +64,7 @@ class TensorNet(nn.Module):
         )
         self.cutoff = float(cutoff)
         self.max_z = max_z
-        self.state: List[str] = list(names)
+        self.state = list(names)
         self.atom_embedding = nn.Embedding(max_z, hidden_channels)
         self.rbf = ExpNormalBasis(num_rbf, cutoff, trainable_rbf)
         self.embedding = TensorEmbedding(hidden_channels, num_rbf)
@@ -71,7 +74,7 @@ class TensorNet(nn.Module):
         )
         spooky = names if state_mode == "spooky" else ()
         self.electronic = nn.ModuleList([ElectronicEmbedding(hidden_channels, name != "spin") for name in spooky])
-        self.per_atom_state: List[bool] = [name.startswith(PARTIAL_CHARGE_PREFIX) for name in spooky]
+        self.per_atom_state = [name.startswith(PARTIAL_CHARGE_PREFIX) for name in spooky]
         self.readout = ScalarReadout(hidden_channels)
         self.to(dtype)
 
@@ -121,10 +124,9 @@ class TensorNet(nn.Module):
         cut = cosine_cutoff(dist, self.cutoff)
         nuclear = self.atom_embedding(z)
         x = nuclear
-        atoms = loops
         for k, electronic in enumerate(self.electronic):
-            if self.per_atom_state[k]:
-                x = x + electronic(nuclear, attributes[:, k], atoms, z.shape[0])
+            if self.per_atom_state[k]:  # partial charges: each atom is its own segment
+                x = x + electronic(nuclear, attributes[:, k], loops, z.shape[0])
             else:
                 x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
         tensors = self.embedding(x, edge_index, cut, rbf, unit)
