@@ -1,3 +1,63 @@
-"""`tnq-data` commands: charges."""
+"""`tnq-data` commands: charges, check."""
 
-from tnq_data.cli.app import app  # noqa: F401
+import json
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tnq_data.charges import SCHEMES, check_store, compute_charges
+from tnq_data.cli.app import app, state
+from tnq_data.store import open_store
+
+
+@app.command()
+def charges(
+    store: Path = typer.Argument(..., help="Store directory; a new version is written."),
+    scheme: str = typer.Option(..., "--scheme", help=f"Charge scheme: {', '.join(SCHEMES)}."),
+    fallback: str = typer.Option("", "--fallback",
+                                 help="SCHEME[,SCHEME]: tried in order for molecules the scheme cannot do."),
+    per_conformer: bool = typer.Option(False, "--per-conformer", help="Compute on every stored geometry (am1bcc)."),
+    workers: int = typer.Option(1, "--workers", help="Local dask worker processes."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Address of a running dask scheduler."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per molecule before it is a failure."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir",
+                                          help="Charge cache [default: $TNQ_CACHE_DIR or ~/.cache/tnq/charges]."),
+    compute: bool = typer.Option(False, "--compute", help="mbis: compute the charges the source lacks (extra mbis)."),
+    method: str | None = typer.Option(None, "--method", help="mbis --compute: DFT functional."),
+    basis: str | None = typer.Option(None, "--basis", help="mbis --compute: basis set."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Add per-atom partial charges `charges/<scheme>` to a store, in parallel and cached."""
+    chain = [name.strip() for name in fallback.split(",") if name.strip()]
+    vid = compute_charges(store, scheme, fallback=chain, per_conformer=per_conformer, workers=workers,
+                          scheduler=scheduler, timeout=timeout, cache_dir=cache_dir, compute=compute,
+                          method=method, basis=basis, quiet=state["quiet"] or as_json)
+    if as_json:
+        opened = open_store(store)
+        used = Counter(name or "failed" for name in opened.column(f"charges_scheme/{scheme}"))
+        typer.echo(json.dumps({"version": vid, "scheme": scheme, "molecules": opened.n_molecules,
+                               "used": dict(sorted(used.items())),
+                               "failures": opened.tables[f"charges/{scheme}/failures"]}, indent=2))
+
+
+@app.command()
+def check(
+    store: Path = typer.Argument(..., help="Store directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Report conformers whose multiplicity is impossible for their electron count; exit 1 if any."""
+    report = check_store(store)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        console = Console(stderr=True)
+        console.print(f"{store} (version {report['version']}): {report['conformers']} conformers, "
+                      f"{report['inconsistent']} with inconsistent spin", highlight=False)
+        for row in report["rows"]:
+            console.print(f"  conformer {row['conformer']} (molecule {row['molecule']}, {row['source_id']}): "
+                          f"{row['electrons']} electrons, charge {row['total_charge']}, "
+                          f"multiplicity {row['multiplicity']}", highlight=False)
+    if report["inconsistent"]:
+        raise typer.Exit(1)
