@@ -369,7 +369,7 @@ def _summarise(molecules: list[_Molecule], scheme: str, cache: ChargeCache, vid:
     used: dict[str, int] = {}
     for molecule in molecules:
         used[molecule.scheme or "failed"] = used.get(molecule.scheme or "failed", 0) + 1
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     console.print(f"charges/{scheme}: {len(molecules)} molecules, "
                   + ", ".join(f"{name} {n}" for name, n in sorted(used.items()))
                   + f"; cache {cache.hits} hits, {cache.writes} new; version {vid}", highlight=False)

@@ -52,7 +52,7 @@ def check(
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
-        console = Console(stderr=True)
+        console = Console(stderr=True, soft_wrap=True)
         console.print(f"{store} (version {report['version']}): {report['conformers']} conformers, "
                       f"{report['inconsistent']} with inconsistent spin", highlight=False)
         for row in report["rows"]:

@@ -62,25 +62,6 @@ def expand(rows: Tensor) -> Tensor:
     return (rows[..., :1] - trace)[..., None] * eye + skew(rows[..., 1:4]) + sym
 
 
-def scatter_rows(values: Tensor, weights: Tensor, receiver: Tensor, num_nodes: int) -> Tensor:
-    """Weighted sum over edges into their receivers: out_i = sum_{e -> i} weights_e[part(row)] * values_e.
-
-    Args:
-        values: (E, 10, C) or (E, 10, 1) compact rows per edge.
-        weights: (E, 3, C) one weight per part (I, A, S) and channel.
-        receiver: (E,) receiving node of each edge.
-        num_nodes: N.
-
-    Returns:
-        (N, 10, C) compact rows.
-    """
-    sums = []
-    for part, rows in enumerate(values.split([1, 3, 6], dim=1)):
-        zeros = torch.zeros(num_nodes, rows.shape[1], weights.shape[2], dtype=weights.dtype, device=weights.device)
-        sums.append(zeros.index_add(0, receiver, rows * weights[:, part : part + 1]))
-    return torch.cat(sums, dim=1)
-
-
 def squared_norm(tensor: Tensor) -> Tensor:
     """Squared Frobenius norm over the last two axes; (..., 3, 3) -> (...)."""
     return (tensor * tensor).sum((-2, -1))

@@ -1,10 +1,13 @@
 """TensorNet's embedding: atoms and their neighbourhood -> one rank-2 tensor per atom and channel."""
 
+from typing import List
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .cartesian import expand, mix_rows, mixing_weight, scatter_rows, squared_norm, to_rows
+from .blocks import basis_sum, to_blocks
+from .cartesian import expand, mix_rows, mixing_weight, squared_norm, to_rows
 
 
 def edge_basis(unit: Tensor) -> Tensor:
@@ -36,8 +39,12 @@ class TensorEmbedding(nn.Module):
             nn.Linear(channels, 2 * channels), nn.SiLU(), nn.Linear(2 * channels, 3 * channels), nn.SiLU()
         )
 
-    def forward(self, x: Tensor, edge_index: Tensor, cut: Tensor, rbf: Tensor, unit: Tensor) -> Tensor:
-        """Atom embeddings x (N, C), edges (2, E), cutoff phi (E,), basis e (E, K), unit vectors (E, 3)."""
+    def forward(
+        self, x: Tensor, edge_index: Tensor, pair: Tensor, sizes: List[int], groups: List[int], cut: Tensor,
+        rbf: Tensor, unit: Tensor,
+    ) -> Tensor:
+        """Atom embeddings x (N, C) in block order, edges (2, E) and their block pairs (E,) (see
+        neighbors.py), cutoff phi (E,), basis e (E, K), unit vectors (E, 3)."""
         n, c = x.shape[0], self.channels
         receiver, sender = edge_index[0], edge_index[1]
         # W [z_i || z_j] = W_left z_i + W_right z_j: project per atom, then gather per edge.
@@ -45,6 +52,7 @@ class TensorEmbedding(nn.Module):
         right = F.linear(x, self.pair.weight[:, c:])
         z_pair = left.index_select(0, receiver) + right.index_select(0, sender)
         weights = (self.radial(rbf) * cut.unsqueeze(-1)).view(-1, 3, c) * z_pair.unsqueeze(1)
-        tensor = expand(scatter_rows(edge_basis(unit).unsqueeze(-1), weights, receiver, n))
+        weights = to_blocks(weights.view(-1, 3 * c), pair, sizes, groups)
+        tensor = expand(basis_sum(weights, to_blocks(edge_basis(unit), pair, sizes, groups)))
         scales = self.scalar(self.norm(squared_norm(tensor))).view(n, 3, c)
         return expand(mix_rows(self.mix, to_rows(tensor)) * scales[:, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]])

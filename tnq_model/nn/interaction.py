@@ -1,11 +1,12 @@
 """TensorNet's interaction layer with the optional per-atom state factor of Simeon et al. 2024."""
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
-from .cartesian import expand, mix_rows, mixing_weight, scatter_rows, squared_norm, to_rows
+from .blocks import neighbour_sum, to_blocks
+from .cartesian import expand, mix_rows, mixing_weight, squared_norm, to_rows
 from .state import StateScale
 
 
@@ -30,17 +31,20 @@ class Interaction(nn.Module):
         self.mix_out = mixing_weight(channels)
         self.state_scale = StateScale(num_attributes, channels, lambda_mode) if num_attributes else None
 
-    def forward(self, x: Tensor, edge_index: Tensor, cut: Tensor, rbf: Tensor, attributes: Tensor) -> Tensor:
-        """Node tensors (N, C, 3, 3), edges (2, E), cutoff (E,), basis (E, K), state attributes (N, K).
+    def forward(
+        self, x: Tensor, pair: Tensor, sizes: List[int], groups: List[int], cut: Tensor, rbf: Tensor,
+        attributes: Tensor,
+    ) -> Tensor:
+        """Node tensors (N, C, 3, 3) in block order, block pairs of the edges (E,) (see neighbors.py),
+        cutoff (E,), basis (E, K), state attributes (N, K).
 
         The attributes are used only by a layer built with ``num_attributes`` > 0.
         """
-        weights = (self.radial(rbf) * cut.unsqueeze(-1)).view(-1, 3, self.channels)
+        weights = to_blocks(self.radial(rbf) * cut.unsqueeze(-1), pair, sizes, groups)
         x = x / (squared_norm(x) + 1.0)[..., None, None]
         rows = mix_rows(self.mix_in, to_rows(x))
         y = expand(rows)
-        receiver, sender = edge_index[0], edge_index[1]
-        msg = expand(scatter_rows(rows.index_select(0, sender), weights, receiver, x.shape[0]))
+        msg = expand(neighbour_sum(weights, rows))
         product = torch.matmul(msg, y) + torch.matmul(y, msg)
         scale: Optional[Tensor] = None
         if self.state_scale is not None:

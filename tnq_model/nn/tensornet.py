@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .embedding import TensorEmbedding
 from .interaction import Interaction
-from .neighbors import neighbor_pairs
+from .neighbors import block_diagonal, block_edges, molecule_blocks
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
 from .state import (
@@ -114,10 +114,16 @@ class TensorNet(nn.Module):
         if not torch.jit.is_scripting():
             check_state_inputs(self.state, z.shape[0], num_molecules, total_charge, spin, partial_charges)
         attributes = atom_attributes(self.state, batch, total_charge, spin, partial_charges, pos.dtype)
-        edge_index, dist, vec = neighbor_pairs(pos, batch, self.cutoff)
+        # Work in block order (molecules sorted by size); energies are summed per molecule index.
+        order, sizes, groups = molecule_blocks(batch)
+        z, pos, batch, attributes = z[order], pos.index_select(0, order), batch[order], attributes[order]
+        pair, receiver, sender = block_edges(pos, sizes, groups, self.cutoff)
+        vec = pos.index_select(0, receiver) - pos.index_select(0, sender)
+        dist = torch.linalg.vector_norm(vec, dim=-1)
         # TensorNet includes self loops: they carry only the identity part (unit vector 0).
         loops = torch.arange(z.shape[0], device=z.device)
-        edge_index = torch.cat((edge_index, torch.stack((loops, loops))), dim=1)
+        edge_index = torch.stack((torch.cat((receiver, loops)), torch.cat((sender, loops))))
+        pair = torch.cat((pair, block_diagonal(sizes, groups, z.device)))
         unit = torch.cat((vec / dist.unsqueeze(-1), torch.zeros_like(pos)), dim=0)
         dist = torch.cat((dist, torch.zeros_like(pos[:, 0])), dim=0)
         rbf = self.rbf(dist)
@@ -129,8 +135,8 @@ class TensorNet(nn.Module):
                 x = x + electronic(nuclear, attributes[:, k], loops, z.shape[0])
             else:
                 x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
-        tensors = self.embedding(x, edge_index, cut, rbf, unit)
+        tensors = self.embedding(x, edge_index, pair, sizes, groups, cut, rbf, unit)
         for layer in self.layers:
-            tensors = layer(tensors, edge_index, cut, rbf, attributes)
+            tensors = layer(tensors, pair, sizes, groups, cut, rbf, attributes)
         atom_energies = self.readout(tensors)
         return torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)
