@@ -77,6 +77,29 @@ def test_molecule_alone_equals_molecule_in_batch(model, molecules, batched) -> N
         start += len(z_b)
 
 
+def test_molecules_of_one_size_batched_together(make_model, molecules) -> None:
+    # Molecules of equal size share a dense block group (nn/neighbors.py): mix two groups of two
+    # with another size, atoms shuffled, and compare each molecule with itself alone.
+    model = make_model()
+    generator = torch.Generator().manual_seed(5)
+    copies = [molecules[0], molecules[1], molecules[0], molecules[2], molecules[1]]
+    copies = [(z, pos + 0.1 * torch.randn(pos.shape, generator=generator, dtype=pos.dtype)) for z, pos in copies]
+    z = torch.cat([m[0] for m in copies])
+    pos = torch.cat([m[1] for m in copies]).requires_grad_(True)
+    batch = torch.cat([torch.full((len(m[0]),), b) for b, m in enumerate(copies)])
+    shuffle = torch.randperm(len(z), generator=generator)
+    energy = model(z[shuffle], pos[shuffle], batch[shuffle])
+    (gradient,) = torch.autograd.grad(energy.sum(), pos)
+    start = 0
+    for b, (z_b, pos_b) in enumerate(copies):
+        pos_b = pos_b.clone().requires_grad_(True)
+        alone = model(z_b, pos_b, torch.zeros(len(z_b), dtype=torch.long))
+        (gradient_b,) = torch.autograd.grad(alone.sum(), pos_b)
+        torch.testing.assert_close(alone[0], energy[b])
+        torch.testing.assert_close(gradient_b, gradient[start : start + len(z_b)])
+        start += len(z_b)
+
+
 def test_force_loss_reaches_every_parameter(model, batched) -> None:
     _, forces = energy_and_forces(model, *batched, create_graph=True)
     forces.pow(2).mean().backward()

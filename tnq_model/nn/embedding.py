@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .blocks import basis_sum, to_blocks
+from .neighbors import Blocks
 from .cartesian import expand, mix_rows, mixing_weight, squared_norm, to_rows
 
 
@@ -39,20 +40,22 @@ class TensorEmbedding(nn.Module):
             nn.Linear(channels, 2 * channels), nn.SiLU(), nn.Linear(2 * channels, 3 * channels), nn.SiLU()
         )
 
-    def forward(
-        self, x: Tensor, edge_index: Tensor, pair: Tensor, sizes: List[int], groups: List[int], cut: Tensor,
-        rbf: Tensor, unit: Tensor,
-    ) -> Tensor:
-        """Atom embeddings x (N, C) in block order, edges (2, E) and their block pairs (E,) (see
-        neighbors.py), cutoff phi (E,), basis e (E, K), unit vectors (E, 3)."""
+    def forward(self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, unit: Tensor) -> Tensor:
+        """Atom embeddings x (N, C) in block order, the edges' blocks (see neighbors.py), cutoff phi (E + N,)
+        and basis e (E + N, K) of the edges i < j then the self loops, unit vectors u_ij (E, 3)."""
         n, c = x.shape[0], self.channels
-        receiver, sender = edge_index[0], edge_index[1]
-        # W [z_i || z_j] = W_left z_i + W_right z_j: project per atom, then gather per edge.
-        left = F.linear(x, self.pair.weight[:, :c], self.pair.bias)
-        right = F.linear(x, self.pair.weight[:, c:])
-        z_pair = left.index_select(0, receiver) + right.index_select(0, sender)
-        weights = (self.radial(rbf) * cut.unsqueeze(-1)).view(-1, 3, c) * z_pair.unsqueeze(1)
-        weights = to_blocks(weights.view(-1, 3 * c), pair, sizes, groups)
-        tensor = expand(basis_sum(weights, to_blocks(edge_basis(unit), pair, sizes, groups)))
+        # The radial part is symmetric in (i, j); the basis rows of the mirror have u_ji = -u_ij.
+        upper, loops = (self.radial(rbf) * cut.unsqueeze(-1)).split([unit.shape[0], n])
+        radial = to_blocks(upper, upper, loops, blocks)
+        basis = to_blocks(edge_basis(unit), edge_basis(-unit), edge_basis(unit.new_zeros(n, 3)), blocks)
+        # W [z_i || z_j] = W_left z_i + W_right z_j: project per atom, then broadcast over the blocks.
+        left = F.linear(x, self.pair.weight[:, :c], self.pair.bias).split([w.shape[0] * w.shape[1] for w in radial])
+        right = F.linear(x, self.pair.weight[:, c:]).split([w.shape[0] * w.shape[1] for w in radial])
+        weights: List[Tensor] = []
+        for w, lw, rw in zip(radial, left, right):
+            g, m = w.shape[0], w.shape[1]
+            z_pair = lw.view(g, m, 1, 1, c) + rw.view(g, 1, m, 1, c)
+            weights.append(w.view(g, m, m, 3, c) * z_pair)
+        tensor = expand(basis_sum(weights, basis))
         scales = self.scalar(self.norm(squared_norm(tensor))).view(n, 3, c)
         return expand(mix_rows(self.mix, to_rows(tensor)) * scales[:, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]])

@@ -1,11 +1,12 @@
 """TensorNet's interaction layer with the optional per-atom state factor of Simeon et al. 2024."""
 
-from typing import List, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .blocks import neighbour_sum, to_blocks
+from .neighbors import Blocks
 from .cartesian import expand, mix_rows, mixing_weight, squared_norm, to_rows
 from .state import StateScale
 
@@ -32,15 +33,16 @@ class Interaction(nn.Module):
         self.state_scale = StateScale(num_attributes, channels, lambda_mode) if num_attributes else None
 
     def forward(
-        self, x: Tensor, pair: Tensor, sizes: List[int], groups: List[int], cut: Tensor, rbf: Tensor,
-        attributes: Tensor,
+        self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, attributes: Tensor
     ) -> Tensor:
-        """Node tensors (N, C, 3, 3) in block order, block pairs of the edges (E,) (see neighbors.py),
-        cutoff (E,), basis (E, K), state attributes (N, K).
+        """Node tensors (N, C, 3, 3) in block order, the edges' blocks (see neighbors.py), cutoff (E + N,)
+        and basis (E + N, K) of the edges i < j then the self loops, state attributes (N, K).
 
         The attributes are used only by a layer built with ``num_attributes`` > 0.
         """
-        weights = to_blocks(self.radial(rbf) * cut.unsqueeze(-1), pair, sizes, groups)
+        # f_ij = f_ji: the radial weights are computed once per unordered pair.
+        upper, loops = (self.radial(rbf) * cut.unsqueeze(-1)).split([rbf.shape[0] - x.shape[0], x.shape[0]])
+        weights = to_blocks(upper, upper, loops, blocks)
         x = x / (squared_norm(x) + 1.0)[..., None, None]
         rows = mix_rows(self.mix_in, to_rows(x))
         y = expand(rows)

@@ -5,10 +5,23 @@ one size n form a group of g molecules whose g * n * n ordered atom pairs (self 
 out as a dense (g, n, n) block; the blocks of all groups, concatenated, number the pairs 0..P-1.
 """
 
-from typing import List
+from typing import List, NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class Blocks(NamedTuple):
+    """Where the edges lie among the P block pairs, and the groups of molecules of one size.
+
+    index (2 E + N,) holds the pairs (i, j), i < j, of the E edges, then their mirrors (j, i), then the
+    self pair (a, a) of each atom; sizes are the molecule sizes n (ascending), groups the number g of
+    molecules of each size.
+    """
+
+    index: Tensor
+    sizes: List[int]
+    groups: List[int]
 
 
 def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
@@ -28,42 +41,44 @@ def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
     return order, size_list, group_list
 
 
-def block_pairs(sizes: List[int], groups: List[int], device: torch.device) -> tuple[Tensor, Tensor]:
-    """Atoms (i, j), in block order, of every pair of the blocks; two (P,) int64 tensors."""
+def block_pairs(sizes: List[int], groups: List[int], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Atoms i and j (block order) of every block pair (i, j), and the index of its mirror (j, i); (P,) each."""
     receivers: List[Tensor] = []
     senders: List[Tensor] = []
-    start = 0
+    mirrors: List[Tensor] = []
+    start, pairs = 0, 0
     for n, g in zip(sizes, groups):
         atoms = torch.arange(start, start + g * n, device=device).view(g, n)
         receivers.append(atoms.unsqueeze(2).expand(g, n, n).flatten())
         senders.append(atoms.unsqueeze(1).expand(g, n, n).flatten())
+        mirrors.append(pairs + torch.arange(g * n * n, device=device).view(g, n, n).transpose(1, 2).flatten())
         start += g * n
-    return torch.cat(receivers), torch.cat(senders)
+        pairs += g * n * n
+    return torch.cat(receivers), torch.cat(senders), torch.cat(mirrors)
 
 
-def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
-    """Pairs (i, j), i != j, with |r_i - r_j| < cutoff, of atoms in block order (pos (N, 3) Å).
+def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float) -> tuple[Blocks, Tensor, Tensor]:
+    """Pairs (i, j), i < j, with |r_i - r_j| < cutoff, of atoms in block order (pos (N, 3) Å).
+
+    Each unordered pair appears once; ``Blocks.index`` also places its mirror (j, i).
 
     Returns:
-        pair (E,) index of each edge among the P block pairs, and its atoms i (E,) and j (E,).
+        the blocks, and atoms i (E,) and j (E,) of each edge.
     """
-    receiver, sender = block_pairs(sizes, groups, pos.device)
+    receiver, sender, mirror = block_pairs(sizes, groups, pos.device)
     coords = pos.detach()  # the search itself needs no gradient
     vec = coords.index_select(0, receiver) - coords.index_select(0, sender)
-    close = ((vec * vec).sum(-1) < cutoff * cutoff) & (receiver != sender)
-    pair = close.nonzero().squeeze(1)
-    return pair, receiver[pair], sender[pair]
-
-
-def block_diagonal(sizes: List[int], groups: List[int], device: torch.device) -> Tensor:
-    """Index among the P block pairs of each self pair (a, a), atoms a in block order; (N,) int64."""
+    close = ((vec * vec).sum(-1) < cutoff * cutoff) & (receiver < sender)
+    upper = close.nonzero().squeeze(1)
+    # Self pair of local atom k of a group: start + (k // n) n^2 + (k % n) (n + 1) = start + k n + k % n.
     diagonals: List[Tensor] = []
-    start = 0
+    pairs = 0
     for n, g in zip(sizes, groups):
-        local = torch.arange(g * n, device=device)
-        diagonals.append(start + local * n + local % n)
-        start += g * n * n
-    return torch.cat(diagonals)
+        local = torch.arange(g * n, device=pos.device)
+        diagonals.append(pairs + local * n + local % n)
+        pairs += g * n * n
+    blocks = Blocks(torch.cat([upper, mirror[upper]] + diagonals), sizes, groups)
+    return blocks, receiver[upper], sender[upper]
 
 
 def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -82,7 +97,7 @@ def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, T
         edge_index (2, E) int64 with rows (i, j), distances (E,) in Å and vectors r_i - r_j (E, 3).
     """
     order, sizes, groups = molecule_blocks(batch)
-    _, receiver, sender = block_edges(pos.index_select(0, order), sizes, groups, cutoff)
-    i, j = order[receiver], order[sender]
+    _, upper, lower = block_edges(pos.index_select(0, order), sizes, groups, cutoff)
+    i, j = order[torch.cat((upper, lower))], order[torch.cat((lower, upper))]
     vec = pos.index_select(0, i) - pos.index_select(0, j)
     return torch.stack((i, j)), torch.linalg.vector_norm(vec, dim=-1), vec

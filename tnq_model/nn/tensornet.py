@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .embedding import TensorEmbedding
 from .interaction import Interaction
-from .neighbors import block_diagonal, block_edges, molecule_blocks
+from .neighbors import block_edges, molecule_blocks
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
 from .state import (
@@ -117,14 +117,11 @@ class TensorNet(nn.Module):
         # Work in block order (molecules sorted by size); energies are summed per molecule index.
         order, sizes, groups = molecule_blocks(batch)
         z, pos, batch, attributes = z[order], pos.index_select(0, order), batch[order], attributes[order]
-        pair, receiver, sender = block_edges(pos, sizes, groups, self.cutoff)
-        vec = pos.index_select(0, receiver) - pos.index_select(0, sender)
+        blocks, i, j = block_edges(pos, sizes, groups, self.cutoff)
+        vec = pos.index_select(0, i) - pos.index_select(0, j)
         dist = torch.linalg.vector_norm(vec, dim=-1)
-        # TensorNet includes self loops: they carry only the identity part (unit vector 0).
-        loops = torch.arange(z.shape[0], device=z.device)
-        edge_index = torch.stack((torch.cat((receiver, loops)), torch.cat((sender, loops))))
-        pair = torch.cat((pair, block_diagonal(sizes, groups, z.device)))
-        unit = torch.cat((vec / dist.unsqueeze(-1), torch.zeros_like(pos)), dim=0)
+        unit = vec / dist.unsqueeze(-1)
+        # Edges i < j, then TensorNet's self loops (distance 0, only their identity part is non-zero).
         dist = torch.cat((dist, torch.zeros_like(pos[:, 0])), dim=0)
         rbf = self.rbf(dist)
         cut = cosine_cutoff(dist, self.cutoff)
@@ -132,11 +129,12 @@ class TensorNet(nn.Module):
         x = nuclear
         for k, electronic in enumerate(self.electronic):
             if self.per_atom_state[k]:  # partial charges: each atom is its own segment
-                x = x + electronic(nuclear, attributes[:, k], loops, z.shape[0])
+                atoms = torch.arange(z.shape[0], device=z.device)
+                x = x + electronic(nuclear, attributes[:, k], atoms, z.shape[0])
             else:
                 x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
-        tensors = self.embedding(x, edge_index, pair, sizes, groups, cut, rbf, unit)
+        tensors = self.embedding(x, blocks, cut, rbf, unit)
         for layer in self.layers:
-            tensors = layer(tensors, pair, sizes, groups, cut, rbf, attributes)
+            tensors = layer(tensors, blocks, cut, rbf, attributes)
         atom_energies = self.readout(tensors)
         return torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)
