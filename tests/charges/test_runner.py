@@ -167,3 +167,13 @@ def test_molecules_without_smiles_get_gfn2_charges(tmp_path, cache_dir):
     compute_charges(store_path, "am1bcc", cache_dir=cache_dir, quiet=True)
     failures = open_store(store_path).tables["charges/am1bcc/failures"]
     assert len(failures) == store.n_molecules and all(row["scheme"] == "am1bcc" for row in failures)
+
+
+def test_more_tasks_than_the_submission_window_are_all_computed(tmp_path, cache_dir, store_factory):
+    # One worker keeps 3 tasks in flight; 20 GFN2 conformers make 5 tasks of 4: none may be dropped.
+    make_store, _ = store_factory
+    store_path = make_store(tmp_path / "s", [("CCO", 0, 1, 20)])
+    compute_charges(store_path, "gfn2", workers=1, cache_dir=cache_dir, quiet=True)
+    store = open_store(store_path)
+    assert np.isfinite(store.column("charges/gfn2")).all() and not store.tables["charges/gfn2/failures"]
+    np.testing.assert_allclose(conformer_sums(store, "charges/gfn2"), 0.0, atol=1e-4)

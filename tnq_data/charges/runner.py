@@ -7,6 +7,7 @@ few chunks per worker in flight, and every result is cached as it arrives, so an
 the chunks in flight. A molecule takes the first scheme of the chain for which all its units succeed.
 """
 
+import itertools
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -189,6 +190,9 @@ class _Pass:
                     waiting[p].discard(key)
                     if not waiting[p]:
                         still += self._settle(p, plan, bar, counts)
+        lost = [self.molecules[p].source_id for p, keys in waiting.items() if keys]
+        if lost:  # every molecule must end charged or as a failure row, never silently NaN
+            raise RuntimeError(f"{self.scheme.name}: no result came back for molecules {lost[:5]}")
         return sorted(still)
 
     def _take_source(self, molecule: _Molecule) -> None:
@@ -220,7 +224,7 @@ class _Pass:
             return future
 
         queue = iter(chunks)
-        running = as_completed([submit(c) for c, _ in zip(queue, range(window))])
+        running = as_completed([submit(c) for c in itertools.islice(queue, window)])
         for future in running:
             chunk = submitted.pop(future)
             for key, (charges, reason, transient) in zip(chunk, future.result()):
