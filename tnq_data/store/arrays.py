@@ -42,7 +42,7 @@ def _compressors(array: np.ndarray) -> tuple:
 
 
 def write_array(root: Path, relpath: str, array: np.ndarray) -> None:
-    """Write `array` as one single-chunk zarr array at `root/relpath`, atomically (tmp dir + rename).
+    """Write `array` (non-empty) as one single-chunk zarr array at `root/relpath`, atomically (tmp dir + rename).
 
     An existing `relpath` is content-addressed, hence already holds these values, and is kept.
     """
@@ -52,11 +52,9 @@ def write_array(root: Path, relpath: str, array: np.ndarray) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
     dtype = str if array.dtype.kind in "OUT" else array.dtype
-    chunks = (max(1, len(array)),) + tuple(array.shape[1:])
-    z = zarr.create_array(store=str(tmp), shape=array.shape, dtype=dtype, chunks=chunks,
+    z = zarr.create_array(store=str(tmp), shape=array.shape, dtype=dtype, chunks=array.shape,
                           compressors=_compressors(array), fill_value=None if dtype is str else 0)
-    if array.size:
-        z[...] = array
+    z[...] = array
     try:
         os.rename(tmp, final)
     except OSError:
@@ -67,10 +65,5 @@ def write_array(root: Path, relpath: str, array: np.ndarray) -> None:
 
 def read_array(root: Path, relpath: str) -> np.ndarray:
     """Read a whole array written by `write_array` (text comes back as an object array of str)."""
-    z = zarr.open_array(store=str(root / relpath), mode="r")
-    if z.size == 0:
-        return np.empty(z.shape, dtype=object if z.dtype.kind in "OUT" or str(z.dtype) == "StringDType()" else z.dtype)
-    values = z[...]
-    if values.dtype.kind == "T" or values.dtype.kind == "U":
-        values = values.astype(object)
-    return values
+    values = zarr.open_array(store=str(root / relpath), mode="r")[...]
+    return values.astype(object) if values.dtype.kind in "TU" else values
