@@ -114,3 +114,54 @@ def test_nagl_batch_matches_one_call_per_molecule(unit):
     for u, q in zip(units[:-1], results[:-1]):
         single = load_model().compute_property(_openff_molecule(u), readout_name="am1bcc_charges")
         assert np.allclose(q, single, atol=1e-6) and abs(q.sum() - u.total_charge) < SUM_TOLERANCE
+
+
+WATER = "[O:1]([H:2])[H:3]"
+#: A water geometry in Å (O-H 0.96 Å, 104.5°), so the MBIS tests do not depend on an embedding.
+WATER_Z = np.array([8, 1, 1], dtype=np.uint8)
+WATER_POSITIONS = np.array([[0.0, 0.0, 0.117], [0.0, 0.757, -0.467], [0.0, -0.757, -0.467]])
+
+
+def _mbis_compute(method: str = "hf"):
+    """An Mbis scheme computing at `method`/STO-3G on a coarse grid (seconds); skipped without the extra."""
+    pytest.importorskip("horton_part", reason="optional extra mbis not installed: pip install 'tnq[mbis]'")
+    pytest.importorskip("grid.molgrid", reason="qc-grid (extra mbis) does not import; it needs scipy<1.15")
+    from tnq_data.charges.mbis import Mbis
+
+    scheme = Mbis(compute=True, method=method, basis="sto-3g", grid="coarse")
+    scheme.check_available()
+    return scheme
+
+
+@pytest.mark.parametrize("method,total_charge,multiplicity", [("hf", 0, 1), ("b3lyp", 0, 1), ("hf", 1, 2)])
+def test_mbis_compute_water_and_its_doublet_cation(method, total_charge, multiplicity):
+    q = _mbis_compute(method).compute(ChargeUnit(WATER, WATER_Z, total_charge, multiplicity, WATER_POSITIONS))
+    assert q.shape == (3,) and abs(q.sum() - total_charge) < SUM_TOLERANCE
+    assert q[1] > 0 and q[2] > 0 and q[1] == pytest.approx(q[2], abs=0.01)
+    if total_charge == 0:
+        assert q[0] < -0.3
+
+
+def test_mbis_compute_records_scf_non_convergence_and_heavy_atoms(monkeypatch):
+    from tnq_data.charges import mbis
+
+    scheme = _mbis_compute()
+    monkeypatch.setattr(mbis, "SCF_MAX_CYCLE", 1)
+    [failure] = scheme.compute_many([ChargeUnit(WATER, WATER_Z, 0, 1, WATER_POSITIONS)])
+    assert isinstance(failure, ChargeFailure) and "did not converge in 1 cycles" in str(failure)
+    hi = ChargeUnit("[H:1][I:2]", np.array([1, 53]), 0, 1, np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.61]]))
+    [failure] = scheme.compute_many([hi])
+    assert isinstance(failure, ChargeFailure) and "effective core potential" in str(failure)
+
+
+def test_mbis_compute_without_the_extra_names_it(monkeypatch):
+    import sys
+
+    from tnq_data.charges.registry import get_scheme
+    from tnq_data.errors import TnqError
+
+    monkeypatch.setitem(sys.modules, "horton_part", None)  # import fails as if the extra were not installed
+    with pytest.raises(TnqError, match="extra mbis"):
+        get_scheme("mbis", compute=True, method="hf", basis="sto-3g")
+    [failure] = get_scheme("mbis").compute_many([ChargeUnit(WATER, WATER_Z, 0, 1, WATER_POSITIONS)])
+    assert str(failure) == "no MBIS charges in the source for this conformer"

@@ -117,3 +117,8 @@ def test_info_json_and_bad_paths(tmp_path, make_batch):
     missing = _cli("info", str(tmp_path / "absent"))
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "no such store" in missing.stderr
     assert "Traceback" in _cli("--debug", "info", str(tmp_path / "absent")).stderr
+
+
+def test_error_lines_keep_square_brackets(tmp_path):
+    result = _cli("info", str(tmp_path / "[mbis]"))
+    assert result.returncode == 1 and "[mbis]" in result.stderr

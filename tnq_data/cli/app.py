@@ -5,6 +5,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tnq_data.errors import TnqError
 
@@ -39,7 +40,7 @@ def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: 
     except TnqError as err:
         if debug:
             raise
-        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return err.exit_code
     except click.exceptions.Abort:
         console.print("[red]error:[/red] interrupted; nothing half-written was kept (stores stay at their previous version, downloads keep their .part): run the same command again to continue.")
