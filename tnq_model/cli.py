@@ -1,6 +1,5 @@
 """The `tnq-train` command: train (the default), `eval` and `export`; thin wrappers over library functions."""
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -8,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tnq_data.cli.app import run_app
+from tnq_data.cli.app import print_json, run_app
 
 from .config import resolve_config
 
@@ -66,7 +65,7 @@ def eval_command(
 
     report = evaluate_run(run_dir, store, split, checkpoint, device)
     if as_json:
-        print(json.dumps(report, indent=2))
+        print_json(report)
         return
     rows = [("overall", report["overall"])] + [(f"charge {k}", v) for k, v in report["by_total_charge"].items()] \
         + [(f"multiplicity {k}", v) for k, v in report["by_multiplicity"].items()]

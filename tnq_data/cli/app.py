@@ -1,5 +1,6 @@
 """The Typer application, global options and the error boundary shared by every command."""
 
+import json
 import sys
 
 import click
@@ -29,6 +30,11 @@ def _global_options(
 ) -> None:
     state["debug"] = debug
     state["quiet"] = quiet
+
+
+def print_json(document: object) -> None:
+    """Print `document` as JSON on stdout: the `--json` output of every command."""
+    typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
 def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> int:

@@ -1,6 +1,5 @@
 """`tnq-data` commands: charges, check."""
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -8,7 +7,7 @@ import typer
 from rich.console import Console
 
 from tnq_data.charges import SCHEMES, check_store, compute_charges
-from tnq_data.cli.app import app, state
+from tnq_data.cli.app import app, print_json, state
 from tnq_data.store import open_store
 
 
@@ -37,9 +36,8 @@ def charges(
     if as_json:
         opened = open_store(store)
         used = Counter(name or "failed" for name in opened.column(f"charges_scheme/{scheme}"))
-        typer.echo(json.dumps({"version": vid, "scheme": scheme, "molecules": opened.n_molecules,
-                               "used": dict(sorted(used.items())),
-                               "failures": opened.tables[f"charges/{scheme}/failures"]}, indent=2))
+        print_json({"version": vid, "scheme": scheme, "molecules": opened.n_molecules, "used": dict(used),
+                    "failures": opened.tables[f"charges/{scheme}/failures"]})
 
 
 @app.command()
@@ -50,7 +48,7 @@ def check(
     """Report conformers whose multiplicity is impossible for their electron count; exit 1 if any."""
     report = check_store(store)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
     else:
         console = Console(stderr=True, soft_wrap=True)
         console.print(f"{store} (version {report['version']}): {report['conformers']} conformers, "

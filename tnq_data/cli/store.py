@@ -7,18 +7,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tnq_data.cli.app import app
+from tnq_data.cli.app import app, print_json
 from tnq_data.store.summary import store_diff, store_info, store_log
 from tnq_data.store.verify import verify_store
 
 out = Console(highlight=False, soft_wrap=True)
 STORE = typer.Argument(..., help="Store directory.")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def print_json(document: object) -> None:
-    """Print `document` as JSON on stdout (the `--json` contract of every command)."""
-    typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
 @app.command()
