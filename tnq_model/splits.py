@@ -22,14 +22,11 @@ def split_molecules(n_molecules: int, fractions: dict[str, float], seed: int) ->
     return {name: np.sort(parts[name]).astype(np.int64) for name in SPLITS}
 
 
-def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, conformer_offset: np.ndarray) -> list[set[int]]:
-    """The set of atomic numbers of each molecule (from its first conformer); store columns, global offsets."""
-    first_atoms = atom_offset[conformer_offset[:-1]]
-    n_atoms = atom_offset[conformer_offset[:-1] + 1] - first_atoms
-    molecule = np.repeat(np.arange(len(first_atoms)), n_atoms)
-    atoms = np.concatenate([np.arange(a, a + n) for a, n in zip(first_atoms, n_atoms)]) if len(n_atoms) else first_atoms
-    pairs = np.unique(molecule * 256 + z[atoms].astype(np.int64))
-    elements: list[set[int]] = [set() for _ in first_atoms]
+def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, molecule: np.ndarray) -> list[set[int]]:
+    """The set of atomic numbers of each molecule; store columns `z` (A,), `atom_offset` (C+1,), `molecule` (C,)."""
+    molecule_of_atom = np.repeat(molecule, np.diff(atom_offset))
+    pairs = np.unique(molecule_of_atom * 256 + z.astype(np.int64))
+    elements: list[set[int]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
     for pair in pairs.tolist():
         elements[pair // 256].add(pair % 256)
     return elements

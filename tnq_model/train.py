@@ -137,12 +137,11 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
         if name not in store.columns:
             raise TnqError(f"{config.store} has no column {name!r} (version {store.version}); choose another "
                            "target or state, or add the column (tnq-data charges)")
+    molecule = store.column("molecule")
     if splits is None:
         splits = split_molecules(store.n_molecules, config.split.model_dump(exclude={"seed"}), config.split.seed)
-        elements = molecule_elements(store.column("z"), store.column("atom_offset"), store.column("conformer_offset"))
-        splits = cover_elements(splits, elements)
+        splits = cover_elements(splits, molecule_elements(store.column("z"), store.column("atom_offset"), molecule))
     usable = usable_conformers(store, config.partial_charges, config.target)
-    molecule = store.column("molecule")
     selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
     if not selected["train"].any():
         raise TnqError(f"the training split of {config.store} is empty; lower the val/test fractions or use more molecules")

@@ -70,8 +70,8 @@ def test_molecules_with_elements_missing_from_train_move_to_train():
     # three molecules: C/H, C/H/S, N/H; each conformer of a molecule has the same atoms
     z = np.array([6, 1, 6, 1, 6, 1, 16, 7, 1], dtype=np.uint8)
     atom_offset = np.array([0, 2, 4, 7, 9])
-    conformer_offset = np.array([0, 2, 3, 4])
-    elements = molecule_elements(z, atom_offset, conformer_offset)
+    molecule = np.array([0, 0, 1, 2])
+    elements = molecule_elements(z, atom_offset, molecule)
     assert elements == [{1, 6}, {1, 6, 16}, {1, 7}]
     splits = {"train": np.array([0]), "val": np.array([1]), "test": np.array([2])}
     covered = cover_elements(splits, elements)
