@@ -68,6 +68,7 @@ class StoreWriter:
         self.columns = _ShardedColumns(root)
         self.shards: list[dict] = []
         self._pending: list[MoleculeBatch] = []
+        self._pending_sizes: list[np.ndarray] = []   # (M,) bytes of each pending molecule, per batch
         self._pending_bytes = 0
         self._names: dict[str, list[str]] | None = None
 
@@ -81,22 +82,25 @@ class StoreWriter:
             raise TnqError(f"batch columns {names} differ from the first batch's {self._names}; every batch needs the same columns")
         if batch.n_molecules == 0:
             return
+        sizes = _molecule_bytes(batch)
         self._pending.append(batch)
-        self._pending_bytes += int(_molecule_bytes(batch).sum())
+        self._pending_sizes.append(sizes)
+        self._pending_bytes += int(sizes.sum())
         if self._pending_bytes >= self.shard_bytes:
             self._flush(final=False)
 
     def _flush(self, final: bool) -> None:
-        batch = concat_batches(self._pending)
-        self._pending, self._pending_bytes = [], 0
-        cumulative = np.cumsum(_molecule_bytes(batch))
+        batch, sizes = concat_batches(self._pending), np.concatenate(self._pending_sizes)
+        self._pending, self._pending_sizes, self._pending_bytes = [], [], 0
+        cumulative = np.cumsum(sizes)
         start = 0
         while start < batch.n_molecules:
             base = cumulative[start - 1] if start else 0
             full = np.flatnonzero(cumulative[start:] - base >= self.shard_bytes)
             if not len(full) and not final:
                 rest = slice_molecules(batch, start, batch.n_molecules)
-                self._pending, self._pending_bytes = [rest], int(cumulative[-1] - base)
+                self._pending, self._pending_sizes = [rest], [sizes[start:]]
+                self._pending_bytes = int(cumulative[-1] - base)
                 return
             stop = start + int(full[0]) + 1 if len(full) else batch.n_molecules
             self._write_shard(slice_molecules(batch, start, stop))
