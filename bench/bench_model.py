@@ -6,6 +6,7 @@ overhead of the charge+spin state over plain TensorNet. Same hyperparameters for
 2 layers, 32 radial functions, 5 Å cutoff.
 
     python bench/bench_model.py --threads 1
+    python bench/bench_model.py --device cuda        # on a GPU machine
 """
 
 import argparse
@@ -46,16 +47,25 @@ def molecule_batch(size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.T
     return torch.cat(zs), torch.cat(positions), batch
 
 
-def median_seconds(steps: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, float]:
+def median_seconds(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, device: torch.device
+) -> dict[str, float]:
     """Median seconds per step of each candidate; candidates alternate so that load changes hit all alike."""
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for step in steps.values():
         for _ in range(warmup):
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            synchronize()
             start = time.perf_counter()
             step()
+            synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
@@ -78,7 +88,7 @@ def make_steps(energy_fn: Callable[[torch.Tensor], torch.Tensor], pos: torch.Ten
     return inference, training
 
 
-def torchmdnet_energy(dtype: torch.dtype) -> Optional[Callable]:
+def torchmdnet_energy(dtype: torch.dtype, device: torch.device) -> Optional[Callable]:
     """torchmd-net 3.1 TensorNet + the same scalar head, or None when torchmd-net is not importable."""
     try:
         from torchmdnet.models.tensornet import TensorNet as Reference
@@ -86,12 +96,12 @@ def torchmdnet_energy(dtype: torch.dtype) -> Optional[Callable]:
         return None
     model = Reference(
         hidden_channels=HIDDEN, num_layers=LAYERS, num_rbf=RBF, cutoff_upper=CUTOFF, static_shapes=False, dtype=dtype
-    ).to(dtype)
-    head = nn.Sequential(nn.Linear(HIDDEN, HIDDEN // 2), nn.SiLU(), nn.Linear(HIDDEN // 2, 1)).to(dtype)
+    ).to(device, dtype)
+    head = nn.Sequential(nn.Linear(HIDDEN, HIDDEN // 2), nn.SiLU(), nn.Linear(HIDDEN // 2, 1)).to(device, dtype)
 
     def energy(z, pos, batch, num_molecules):
         x = model(z, pos, batch)[0]
-        return torch.zeros(num_molecules, dtype=dtype).index_add(0, batch, head(x).squeeze(-1))
+        return torch.zeros(num_molecules, dtype=dtype, device=device).index_add(0, batch, head(x).squeeze(-1))
 
     energy.parameters = list(model.parameters()) + list(head.parameters())
     return energy
@@ -104,24 +114,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
-    z, pos, batch = molecule_batch(args.molecules, dtype)
+    dtype, device = getattr(torch, args.dtype), torch.device(args.device)
+    z, pos, batch = (tensor.to(device) for tensor in molecule_batch(args.molecules, dtype))
     num_molecules = args.molecules
-    charge = torch.arange(num_molecules) % 3 - 1
-    spin = torch.arange(num_molecules) % 2
+    charge = (torch.arange(num_molecules) % 3 - 1).to(device)
+    spin = (torch.arange(num_molecules) % 2).to(device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"{num_molecules} molecules, {len(z)} atoms ({len(z) / num_molecules:.1f}/molecule), {args.dtype}, "
-          f"{args.threads} thread(s), C={HIDDEN}, {LAYERS} layers, {RBF} rbf, cutoff {CUTOFF} Å")
+          f"{where}, C={HIDDEN}, {LAYERS} layers, {RBF} rbf, cutoff {CUTOFF} Å")
 
     torch.manual_seed(0)
-    plain = TensorNet(HIDDEN, LAYERS, RBF, CUTOFF, dtype=dtype)
-    stateful = TensorNet(HIDDEN, LAYERS, RBF, CUTOFF, state=("charge", "spin"), dtype=dtype)
+    plain = TensorNet(HIDDEN, LAYERS, RBF, CUTOFF, dtype=dtype).to(device)
+    stateful = TensorNet(HIDDEN, LAYERS, RBF, CUTOFF, state=("charge", "spin"), dtype=dtype).to(device)
     candidates = {
         "tnq": (lambda p: plain(z, p, batch), list(plain.parameters())),
         "tnq charge+spin": (lambda p: stateful(z, p, batch, charge, spin), list(stateful.parameters())),
     }
-    reference = torchmdnet_energy(dtype)
+    reference = torchmdnet_energy(dtype, device)
     if reference is None:
         print("torchmd-net: unavailable (not importable in this interpreter)")
     else:
@@ -129,13 +141,14 @@ def main() -> None:
 
     steps = {name: make_steps(energy_fn, pos, params) for name, (energy_fn, params) in candidates.items()}
     for index, kind in enumerate(("energy+forces", "training step")):
-        times = median_seconds({name: pair[index] for name, pair in steps.items()}, args.warmup, args.repeats)
+        times = median_seconds({name: pair[index] for name, pair in steps.items()}, args.warmup, args.repeats, device)
         print(f"\n{kind} (median of {args.repeats}, ms)")
         for name, seconds in times.items():
             print(f"  {name:18s} {1000 * seconds:9.1f}")
         print(f"  state overhead (charge+spin / plain): {times['tnq charge+spin'] / times['tnq']:.3f}")
         if "torchmd-net 3.1" in times:
             print(f"  ratio tnq / torchmd-net: {times['tnq'] / times['torchmd-net 3.1']:.3f}")
+
 
 if __name__ == "__main__":
     main()

@@ -1,11 +1,12 @@
 """Checkpoints of a Potential (config + weights + extras) and a numpy Predictor built from one.
 
-A checkpoint is a ``torch.save`` dict: ``format`` ("tnq-model"), ``format_version`` (1), ``config``
+A checkpoint is a ``torch.save`` dict: ``format`` ("tnq-model"), ``format_version`` (2), ``config``
 (:meth:`Potential.config`), ``state_dict`` and ``extra`` (whatever the caller passed, e.g. optimiser
 state and training config). It is read with ``weights_only=True``: extras must be tensors, numbers,
-strings, lists, tuples and dicts of those.
+strings, lists, tuples and dicts of those. Version 1 checkpoints are read too (see :func:`upgrade_v1`).
 """
 
+import re
 from os import PathLike
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
@@ -19,7 +20,28 @@ from tnq_data.errors import TnqError
 from .potential import Potential
 
 FORMAT = "tnq-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Version 1 named the interaction layers' radial MLP ``radial.{0,2,4}`` (an nn.Sequential with SiLUs).
+_V1_RADIAL = re.compile(r"^(.*layers\.\d+\.radial\.)(\d)\.(weight|bias)$")
+
+
+def upgrade_v1(value: Any) -> Any:
+    """A version 1 payload (or part of one) with its parameter names as version 2 spells them.
+
+    Parameter names are dict keys anywhere in the payload (weights, moving average, resume state);
+    ``...layers.K.radial.{0,2,4}.`` becomes ``...layers.K.radial.layers.{0,1,2}.``.
+    """
+    if isinstance(value, dict):
+        renamed = {}
+        for key, item in value.items():
+            match = _V1_RADIAL.match(key) if isinstance(key, str) else None
+            if match:
+                key = f"{match.group(1)}layers.{int(match.group(2)) // 2}.{match.group(3)}"
+            renamed[key] = upgrade_v1(item)
+        return renamed
+    if isinstance(value, (list, tuple)):
+        return type(value)(upgrade_v1(item) for item in value)
+    return value
 
 
 def save_checkpoint(path: Union[str, PathLike], potential: Potential, **extra: Any) -> Path:
@@ -52,6 +74,8 @@ def read_checkpoint(path: Union[str, PathLike]) -> Dict[str, Any]:
             f"checkpoint {path} has format version {payload['format_version']}, newer than this tnq reads "
             f"({FORMAT_VERSION}); upgrade tnq"
         )
+    if payload["format_version"] == 1:
+        payload = upgrade_v1(payload)
     return payload
 
 

@@ -45,6 +45,29 @@ def test_round_trip_predicts_like_the_saved_potential(checkpoint, molecules) -> 
     assert torch.load(path, weights_only=True)["extra"] == {"epoch": 3, "config": {"lr": 1e-3}}
 
 
+def test_version_1_checkpoint_is_read_with_its_old_parameter_names(checkpoint, molecules, tmp_path) -> None:
+    path, potential = checkpoint
+    payload = torch.load(path, weights_only=True)
+
+    def as_v1(name: str) -> str:  # version 1 spelled radial.layers.K as nn.Sequential index radial.{2K}
+        head, sep, tail = name.partition(".radial.layers.")
+        return f"{head}.radial.{2 * int(tail[0])}{tail[1:]}" if sep else name
+
+    old = {as_v1(name): value for name, value in payload["state_dict"].items()}
+    assert any(".radial.4.weight" in name for name in old)
+    v1 = dict(payload, format_version=1, state_dict=old, extra={"trainer": {"weights": old}})
+    torch.save(v1, tmp_path / "v1.pt")
+    assert tnq_model.checkpoint.read_checkpoint(tmp_path / "v1.pt")["extra"]["trainer"]["weights"].keys() == (
+        payload["state_dict"].keys()
+    )
+    z, pos = molecules[0]
+    partial = torch.zeros(len(z), dtype=torch.float64)
+    energy, forces = tnq_model.load(tmp_path / "v1.pt").predict(z.numpy(), pos.numpy(), 0, 1, partial.numpy())
+    expected = reference(potential, z, pos, 0, 1, partial)
+    assert energy == pytest.approx(expected[0], abs=1e-10)
+    np.testing.assert_allclose(forces, expected[1], atol=1e-10)
+
+
 def test_batched_prediction_equals_single(checkpoint, molecules) -> None:
     predictor = tnq_model.load(checkpoint[0])
     (z0, pos0), (z1, pos1) = molecules[0], molecules[2]

@@ -38,7 +38,7 @@ def reference_weights(model: TensorNet) -> dict[str, torch.Tensor]:
         mapped[f"tensor_embedding.distance_proj{part + 1}.bias"] = emb.radial.bias[rows]
         mapped[f"tensor_embedding.linears_tensor.{part}.weight"] = emb.mix[part]
     for k, layer in enumerate(model.layers):
-        for index, linear in enumerate(layer.radial[0::2]):
+        for index, linear in enumerate(layer.radial.layers):
             mapped[f"layers.{k}.linears_scalar.{index}.weight"] = linear.weight
             mapped[f"layers.{k}.linears_scalar.{index}.bias"] = linear.bias
         for part in range(3):

@@ -1,70 +1,122 @@
-"""Rank-2 Cartesian tensor algebra used by TensorNet.
+"""Rank-2 Cartesian tensors of TensorNet in a compact, features-first layout.
 
-Every tensor here has shape (..., 3, 3); features carry a channel axis, (N, C, 3, 3).
-A tensor X splits into X = I + A + S: I = tr(X)/3 * Id (scalar part), A = (X - X^T)/2
-(vector part, skew-symmetric), S = (X + X^T)/2 - I (symmetric traceless part).
+A tensor X = I + A + S splits into its scalar part I = t Id, its skew part A = [a]_x ([a]_x u = a x u)
+and its symmetric traceless part S. It is stored as 10 *rows* [t, a_x, a_y, a_z, s_xx, s_yy, s_zz, s_xy,
+s_xz, s_yz] with s_xx + s_yy + s_zz = 0; rows 0, 1-3 and 4-9 are the I, A and S parts.
+
+Node features are rows of shape (10, C, N): row, channel, atom. Every operation below is then a matrix
+product over contiguous (C, N) planes or an elementwise op on them, with no per-atom 3x3 batches.
 """
 
 import math
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
-
-def skew(vec: Tensor) -> Tensor:
-    """Skew-symmetric matrix [v]_x with [v]_x @ u = v x u; (E, 3) -> (E, 3, 3)."""
-    x, y, z = vec.unbind(-1)
-    zero = torch.zeros_like(x)
-    rows = (zero, -z, y, z, zero, -x, -y, x, zero)
-    return torch.stack(rows, dim=-1).view(vec.shape[:-1] + (3, 3))
+# The constants are literals inside functions: TorchScript cannot read module-level lists.
 
 
-def decompose(tensor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Split (..., 3, 3) tensors into their scalar (I), skew (A) and symmetric traceless (S) parts."""
-    eye = torch.eye(3, dtype=tensor.dtype, device=tensor.device)
-    trace = tensor.diagonal(dim1=-2, dim2=-1).mean(-1)
-    iso = trace[..., None, None] * eye
-    transposed = tensor.transpose(-2, -1)
-    return iso, 0.5 * (tensor - transposed), 0.5 * (tensor + transposed) - iso
+def split_parts(x: Tensor, dim: int = 0) -> List[Tensor]:
+    """Split the 10 rows along ``dim`` into the I (1), A (3) and S (6) parts."""
+    return x.split([1, 3, 6], dim=dim)
 
 
-#: Compact layout of the 9 degrees of freedom of a tensor, 10 rows: [t, a_x, a_y, a_z, s_xx, s_yy, s_zz,
-#: s_xy, s_xz, s_yz] for X = t Id + [a]_x + s, s symmetric (made traceless by :func:`expand`).
-#: Message passing runs on this layout: 10 numbers per edge and channel instead of 27.
-#: Rows 0, 1-3 and 4-9 hold the I, A and S parts (index lists are literals below, for TorchScript).
+def per_row(values: Tensor) -> Tensor:
+    """Values per part (3, ...) -> the value of each row's part (10, ...)."""
+    return values.index_select(0, torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2, 2], device=values.device))
 
 
-def to_rows(tensor: Tensor) -> Tensor:
-    """Tensors (N, C, 3, 3) -> compact rows (N, 10, C) of their I, A and S parts (S traceless)."""
-    t = tensor.diagonal(dim1=-2, dim2=-1).mean(-1)
-    flat = tensor.flatten(-2)
-    upper, lower = flat[:, :, [7, 2, 3]], flat[:, :, [5, 6, 1]]
-    sym = 0.5 * (flat[:, :, [0, 4, 8, 1, 2, 5]] + flat[:, :, [0, 4, 8, 3, 6, 7]])
-    sym = sym - torch.cat((t.unsqueeze(-1).expand(t.shape + (3,)), torch.zeros_like(sym[..., 3:])), dim=-1)
-    return torch.cat((t.unsqueeze(-1), 0.5 * (upper - lower), sym), dim=-1).transpose(1, 2)
+def to_matrix(rows: Tensor) -> Tensor:
+    """Rows (10, C, N) -> the 3x3 entries (3, 3, C, N): X = t Id + [a]_x + S."""
+    # Row-major entries as combinations of [t, a_x, a_y, a_z, s_xx, s_yy, s_zz, s_xy, s_xz, s_yz].
+    expand = [
+        [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # xx = t + s_xx
+        [0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],  # xy = -a_z + s_xy
+        [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # xz = a_y + s_xz
+        [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],  # yx = a_z + s_xy
+        [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0],  # yy = t + s_yy
+        [0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],  # yz = -a_x + s_yz
+        [0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],  # zx = -a_y + s_xz
+        [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],  # zy = a_x + s_yz
+        [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # zz = t + s_zz
+    ]
+    return _rows_map(expand, rows).view(3, 3, rows.shape[1], rows.shape[2])
 
 
-def mix_rows(weight: Tensor, rows: Tensor) -> Tensor:
-    """Mix the channels of the I, A and S rows (N, 10, C) with their own matrices weight (3, C', C).
+def to_rows(matrix: Tensor) -> Tensor:
+    """3x3 entries (3, 3, C, N) -> rows (10, C, N): trace / 3, skew vector, traceless symmetric part."""
+    h, t = 0.5, 1.0 / 3.0
+    # Each row as a combination of the entries [xx, xy, xz, yx, yy, yz, zx, zy, zz].
+    project = [
+        [t, 0.0, 0.0, 0.0, t, 0.0, 0.0, 0.0, t],  # t = trace / 3
+        [0.0, 0.0, 0.0, 0.0, 0.0, -h, 0.0, h, 0.0],  # a_x = (zy - yz) / 2
+        [0.0, 0.0, h, 0.0, 0.0, 0.0, -h, 0.0, 0.0],  # a_y = (xz - zx) / 2
+        [0.0, -h, 0.0, h, 0.0, 0.0, 0.0, 0.0, 0.0],  # a_z = (yx - xy) / 2
+        [2 * t, 0.0, 0.0, 0.0, -t, 0.0, 0.0, 0.0, -t],  # s_xx = xx - t
+        [-t, 0.0, 0.0, 0.0, 2 * t, 0.0, 0.0, 0.0, -t],  # s_yy = yy - t
+        [-t, 0.0, 0.0, 0.0, -t, 0.0, 0.0, 0.0, 2 * t],  # s_zz = zz - t
+        [0.0, h, 0.0, h, 0.0, 0.0, 0.0, 0.0, 0.0],  # s_xy = (xy + yx) / 2
+        [0.0, 0.0, h, 0.0, 0.0, 0.0, h, 0.0, 0.0],  # s_xz = (xz + zx) / 2
+        [0.0, 0.0, 0.0, 0.0, 0.0, h, 0.0, h, 0.0],  # s_yz = (yz + zy) / 2
+    ]
+    return _rows_map(project, matrix.reshape(9, matrix.shape[2], matrix.shape[3]))
 
-    Channel mixing commutes with rotations, so each part keeps its symmetry.
+
+def _rows_map(matrix: List[List[float]], rows: Tensor) -> Tensor:
+    """Apply a constant (R', R) matrix to the leading axis of (R, C, N) -> (R', C, N)."""
+    shape = rows.shape
+    constant = torch.tensor(matrix, dtype=rows.dtype, device=rows.device)
+    return torch.mm(constant, rows.reshape(shape[0], -1)).view(-1, shape[1], shape[2])
+
+
+def matrix_product(left: Tensor, right: Tensor) -> Tensor:
+    """Entrywise 3x3 products L R of (3, 3, C, N) tensors -> (3, 3, C, N)."""
+    l0, l1, l2 = left.split(1, dim=1)
+    r0, r1, r2 = right.split(1, dim=0)
+    return l0 * r0 + l1 * r1 + l2 * r2
+
+
+def anticommutator(m: Tensor, y: Tensor) -> Tensor:
+    """Rows of M Y + Y M for rows m and y (10, C, N) -> (10, C, N)."""
+    m3, y3 = to_matrix(m), to_matrix(y)
+    return to_rows(matrix_product(m3, y3) + matrix_product(y3, m3))
+
+
+def square(rows: Tensor) -> Tensor:
+    """Rows of X X for rows (10, C, N) -> (10, C, N)."""
+    matrix = to_matrix(rows)
+    return to_rows(matrix_product(matrix, matrix))
+
+
+def part_norms(rows: Tensor) -> Tensor:
+    """Squared Frobenius norms |I|^2, |A|^2, |S|^2 of rows (10, C, N) -> (3, C, N)."""
+    weights = [  # 3 t^2, 2 |a|^2, |S|^2 as weighted sums of squared rows
+        [3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0],
+    ]
+    return _rows_map(weights, rows * rows)
+
+
+def squared_norm(rows: Tensor) -> Tensor:
+    """Squared Frobenius norm |X|^2 of rows (10, C, N) -> (C, N)."""
+    return part_norms(rows).sum(0)
+
+
+def mix(weight: Tensor, rows: Tensor, scale: Optional[Tensor] = None) -> Tensor:
+    """Mix the channels of the I, A and S rows (10, C, N) with their own matrices weight (3, C', C).
+
+    Channel mixing commutes with rotations, so each part keeps its symmetry. ``scale`` (3, C', N)
+    optionally multiplies each mixed part.
     """
-    mixed = [rows[:, 0:1] @ weight[0].t(), rows[:, 1:4] @ weight[1].t(), rows[:, 4:] @ weight[2].t()]
-    return torch.cat(mixed, dim=1)
-
-
-def expand(rows: Tensor) -> Tensor:
-    """Compact rows (N, 10, C) -> tensors t Id + [a]_x + (s - tr(s)/3 Id), (N, C, 3, 3)."""
-    rows = rows.transpose(1, 2)
-    sym = rows[:, :, 4:][:, :, [0, 3, 4, 3, 1, 5, 4, 5, 2]].unflatten(-1, (3, 3))
-    trace = rows[..., 4:7].sum(-1, keepdim=True) / 3.0
-    eye = torch.eye(3, dtype=rows.dtype, device=rows.device)
-    return (rows[..., :1] - trace)[..., None] * eye + skew(rows[..., 1:4]) + sym
-
-
-def squared_norm(tensor: Tensor) -> Tensor:
-    """Squared Frobenius norm over the last two axes; (..., 3, 3) -> (...)."""
-    return (tensor * tensor).sum((-2, -1))
+    mixed: List[Tensor] = []
+    for part, rows_part in enumerate(split_parts(rows)):
+        product = torch.matmul(weight[part], rows_part)
+        if scale is not None:
+            product = product * scale[part]
+        mixed.append(product)
+    return torch.cat(mixed, dim=0)
 
 
 def mixing_weight(channels: int) -> nn.Parameter:

@@ -4,29 +4,27 @@ from typing import List
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from .blocks import basis_sum, to_blocks
+from .blocks import basis_sum, dense_blocks
+from .cartesian import mix, mixing_weight, squared_norm
 from .neighbors import Blocks
-from .cartesian import expand, mix_rows, mixing_weight, squared_norm, to_rows
+from .radial import linear_features_first
 
 
 def edge_basis(unit: Tensor) -> Tensor:
-    """Compact rows (E, 10) of Id, [u]_x and u u^T for unit vectors u (E, 3); see cartesian.to_rows.
-
-    :func:`expand` makes u u^T traceless. Self loops carry u = 0, so only their identity part is non-zero.
-    """
+    """Rows (E, 10) of Id, [u]_x and u u^T - Id/3 for unit vectors u (E, 3); see cartesian.py."""
     x, y, z = unit.unbind(-1)
     one = torch.ones_like(x)
-    return torch.stack((one, x, y, z, x * x, y * y, z * z, x * y, x * z, y * z), dim=-1)
+    third = 1.0 / 3.0
+    return torch.stack((one, x, y, z, x * x - third, y * y - third, z * z - third, x * y, x * z, y * z), dim=-1)
 
 
 class TensorEmbedding(nn.Module):
-    r"""Initial node tensors X_i (N, C, 3, 3).
+    r"""Initial node tensors as rows (10, C, N).
 
     Z_ij = W [z_i || z_j] + b (atom embeddings z), f^{I,A,S}_ij = W^{I,A,S} e(r_ij) phi(r_ij) Z_ij, and
-    X_i = sum_j f^I_ij Id + f^A_ij [u_ij]_x + f^S_ij (u_ij u_ij^T - Id/3). The I, A, S parts of X_i are
-    then channel-mixed and scaled by an MLP of LayerNorm(|X_i|^2).
+    X_i = sum_j f^I_ij Id + f^A_ij [u_ij]_x + f^S_ij (u_ij u_ij^T - Id/3), the self pair (u = 0) included.
+    The I, A, S parts of X_i are then channel-mixed and scaled by an MLP of LayerNorm(|X_i|^2).
     """
 
     def __init__(self, channels: int, num_rbf: int) -> None:
@@ -41,21 +39,26 @@ class TensorEmbedding(nn.Module):
         )
 
     def forward(self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, unit: Tensor) -> Tensor:
-        """Atom embeddings x (N, C) in block order, the edges' blocks (see neighbors.py), cutoff phi (E + N,)
-        and basis e (E + N, K) of the edges i < j then the self loops, unit vectors u_ij (E, 3)."""
-        n, c = x.shape[0], self.channels
+        """Atom embeddings x (N, C) in block order, the edges' blocks (see neighbors.py), cutoff phi (E + 1,)
+        and basis e (K, E + 1) of the edges i < j then of a self pair (distance 0), unit vectors u_ij (E, 3)."""
+        c = self.channels
+        radial = linear_features_first(self.radial.weight, self.radial.bias, rbf) * cut
+        radial, self_radial = radial.split([unit.shape[0], 1], dim=1)
+        # W [z_i || z_j] + b = (W_left z_i + b) + W_right z_j: project per atom, broadcast over the blocks.
+        atoms = x.t()
+        left = linear_features_first(self.pair.weight[:, :c], self.pair.bias, atoms)
+        right = torch.mm(self.pair.weight[:, c:], atoms)
         # The radial part is symmetric in (i, j); the basis rows of the mirror have u_ji = -u_ij.
-        upper, loops = (self.radial(rbf) * cut.unsqueeze(-1)).split([unit.shape[0], n])
-        radial = to_blocks(upper, upper, loops, blocks)
-        basis = to_blocks(edge_basis(unit), edge_basis(-unit), edge_basis(unit.new_zeros(n, 3)), blocks)
-        # W [z_i || z_j] = W_left z_i + W_right z_j: project per atom, then broadcast over the blocks.
-        left = F.linear(x, self.pair.weight[:, :c], self.pair.bias).split([w.shape[0] * w.shape[1] for w in radial])
-        right = F.linear(x, self.pair.weight[:, c:]).split([w.shape[0] * w.shape[1] for w in radial])
+        pair_radial = dense_blocks(radial, radial, blocks, 1)
+        basis = dense_blocks(edge_basis(unit), edge_basis(-unit), blocks, 0)
         weights: List[Tensor] = []
-        for w, lw, rw in zip(radial, left, right):
-            g, m = w.shape[0], w.shape[1]
-            z_pair = lw.view(g, m, 1, 1, c) + rw.view(g, 1, m, 1, c)
-            weights.append(w.view(g, m, m, 3, c) * z_pair)
-        tensor = expand(basis_sum(weights, basis))
-        scales = self.scalar(self.norm(squared_norm(tensor))).view(n, 3, c)
-        return expand(mix_rows(self.mix, to_rows(tensor)) * scales[:, [0, 1, 1, 1, 2, 2, 2, 2, 2, 2]])
+        atoms = [g * n for n, g in zip(blocks.sizes, blocks.groups)]
+        for w, lw, rw, n, g in zip(pair_radial, left.split(atoms, dim=1), right.split(atoms, dim=1), blocks.sizes, blocks.groups):
+            z_pair = lw.reshape(c, g, n, 1) + rw.reshape(c, g, 1, n)
+            weights.append((w.view(3, c, g, n, n) * z_pair).view(3 * c, g * n * n))
+        tensor = basis_sum(weights, basis, blocks)
+        # The self pair has u = 0: only its identity part f^I_ii Id is non-zero.
+        isotropic, rest = tensor.split([1, 9])
+        tensor = torch.cat((isotropic + self_radial[:c] * (left + right), rest))
+        scales = self.scalar(self.norm(squared_norm(tensor).t())).t().reshape(3, c, x.shape[0])
+        return mix(self.mix, tensor, scales)

@@ -2,7 +2,7 @@
 
 Atoms are put in *block order*: molecules sorted by size, each molecule's atoms contiguous. Molecules of
 one size n form a group of g molecules whose g * n * n ordered atom pairs (self pairs included) are laid
-out as a dense (g, n, n) block; the blocks of all groups, concatenated, number the pairs 0..P-1.
+out as a dense (g, n, n) block (blocks.py).
 """
 
 from typing import List, NamedTuple
@@ -12,16 +12,19 @@ from torch import Tensor
 
 
 class Blocks(NamedTuple):
-    """Where the edges lie among the P block pairs, and the groups of molecules of one size.
+    """Where the edges lie in the dense (g, n, n) pair blocks of the molecule-size groups.
 
-    index (2 E + N,) holds the pairs (i, j), i < j, of the E edges, then their mirrors (j, i), then the
-    self pair (a, a) of each atom; sizes are the molecule sizes n (ascending), groups the number g of
-    molecules of each size.
+    sizes are the molecule sizes n (ascending), groups the number g of molecules of each size and
+    edges the number of edges (i, j), i < j, of each group; the edges are ordered by group. upper (E,)
+    holds each edge's pair index b n^2 + i n + j inside its group's block (b: molecule in the group,
+    i, j: atoms in the molecule), lower (E,) that of its mirror (j, i).
     """
 
-    index: Tensor
     sizes: List[int]
     groups: List[int]
+    edges: List[int]
+    upper: Tensor
+    lower: Tensor
 
 
 def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
@@ -41,44 +44,36 @@ def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
     return order, size_list, group_list
 
 
-def block_pairs(sizes: List[int], groups: List[int], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Atoms i and j (block order) of every block pair (i, j), and the index of its mirror (j, i); (P,) each."""
-    receivers: List[Tensor] = []
-    senders: List[Tensor] = []
-    mirrors: List[Tensor] = []
-    start, pairs = 0, 0
-    for n, g in zip(sizes, groups):
-        atoms = torch.arange(start, start + g * n, device=device).view(g, n)
-        receivers.append(atoms.unsqueeze(2).expand(g, n, n).flatten())
-        senders.append(atoms.unsqueeze(1).expand(g, n, n).flatten())
-        mirrors.append(pairs + torch.arange(g * n * n, device=device).view(g, n, n).transpose(1, 2).flatten())
-        start += g * n
-        pairs += g * n * n
-    return torch.cat(receivers), torch.cat(senders), torch.cat(mirrors)
-
-
 def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float) -> tuple[Blocks, Tensor, Tensor]:
     """Pairs (i, j), i < j, with |r_i - r_j| < cutoff, of atoms in block order (pos (N, 3) Å).
 
-    Each unordered pair appears once; ``Blocks.index`` also places its mirror (j, i).
+    Each unordered pair appears once; ``Blocks.lower`` places its mirror (j, i).
 
     Returns:
         the blocks, and atoms i (E,) and j (E,) of each edge.
     """
-    receiver, sender, mirror = block_pairs(sizes, groups, pos.device)
     coords = pos.detach()  # the search itself needs no gradient
-    vec = coords.index_select(0, receiver) - coords.index_select(0, sender)
-    close = ((vec * vec).sum(-1) < cutoff * cutoff) & (receiver < sender)
-    upper = close.nonzero().squeeze(1)
-    # Self pair of local atom k of a group: start + (k // n) n^2 + (k % n) (n + 1) = start + k n + k % n.
-    diagonals: List[Tensor] = []
-    pairs = 0
+    uppers: List[Tensor] = []
+    lowers: List[Tensor] = []
+    receivers: List[Tensor] = []
+    senders: List[Tensor] = []
+    edges: List[int] = []
+    start = 0
     for n, g in zip(sizes, groups):
-        local = torch.arange(g * n, device=pos.device)
-        diagonals.append(pairs + local * n + local % n)
-        pairs += g * n * n
-    blocks = Blocks(torch.cat([upper, mirror[upper]] + diagonals), sizes, groups)
-    return blocks, receiver[upper], sender[upper]
+        first, second = torch.triu_indices(n, n, 1, device=pos.device).unbind(0)
+        molecule = torch.arange(g, device=pos.device).unsqueeze(1)
+        receiver = (start + molecule * n + first).flatten()
+        sender = (start + molecule * n + second).flatten()
+        vec = coords.index_select(0, receiver) - coords.index_select(0, sender)
+        close = ((vec * vec).sum(-1) < cutoff * cutoff).nonzero().squeeze(1)
+        uppers.append((molecule * (n * n) + first * n + second).flatten()[close])
+        lowers.append((molecule * (n * n) + second * n + first).flatten()[close])
+        receivers.append(receiver[close])
+        senders.append(sender[close])
+        edges.append(int(close.shape[0]))
+        start += g * n
+    blocks = Blocks(sizes, groups, edges, torch.cat(uppers), torch.cat(lowers))
+    return blocks, torch.cat(receivers), torch.cat(senders)
 
 
 def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -97,7 +92,7 @@ def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, T
         edge_index (2, E) int64 with rows (i, j), distances (E,) in Å and vectors r_i - r_j (E, 3).
     """
     order, sizes, groups = molecule_blocks(batch)
-    _, upper, lower = block_edges(pos.index_select(0, order), sizes, groups, cutoff)
-    i, j = order[torch.cat((upper, lower))], order[torch.cat((lower, upper))]
+    _, receiver, sender = block_edges(pos.index_select(0, order), sizes, groups, cutoff)
+    i, j = order[torch.cat((receiver, sender))], order[torch.cat((sender, receiver))]
     vec = pos.index_select(0, i) - pos.index_select(0, j)
     return torch.stack((i, j)), torch.linalg.vector_norm(vec, dim=-1), vec

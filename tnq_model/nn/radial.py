@@ -2,8 +2,11 @@
 
 import math
 
+from typing import List
+
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
@@ -39,7 +42,31 @@ class ExpNormalBasis(nn.Module):
             self.register_buffer("betas", betas)
 
     def forward(self, dist: Tensor) -> Tensor:
-        """Distances (E,) in Å -> basis values (E, K)."""
-        d = dist.unsqueeze(-1)
-        gauss = torch.exp(-self.betas * (torch.exp(-self.alpha * d) - self.means) ** 2)
+        """Distances (E,) in Å -> basis values (K, E), features first."""
+        d = dist.unsqueeze(0)
+        gauss = torch.exp(-self.betas.unsqueeze(1) * (torch.exp(-self.alpha * d) - self.means.unsqueeze(1)) ** 2)
         return cosine_cutoff(d, self.cutoff) * gauss
+
+
+def linear_features_first(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
+    """An nn.Linear's W x + b on features-first input (F_in, E) -> (F_out, E)."""
+    return torch.addmm(bias.unsqueeze(1), weight, x)
+
+
+class RadialMLP(nn.Module):
+    """MLP of the radial basis, features first: (K, E) -> (F, E), SiLU after every linear layer.
+
+    Args:
+        widths: K, then the width of each layer.
+    """
+
+    def __init__(self, widths: List[int]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+
+    def forward(self, basis: Tensor) -> Tensor:
+        """Basis values (K, E) -> (F, E)."""
+        x = basis
+        for layer in self.layers:
+            x = F.silu(linear_features_first(layer.weight, layer.bias, x))
+        return x

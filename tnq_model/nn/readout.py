@@ -1,10 +1,9 @@
 """Invariant readout of TensorNet: node tensors -> per-atom energies."""
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .cartesian import decompose, squared_norm
+from .cartesian import part_norms
 
 
 class ScalarReadout(nn.Module):
@@ -17,6 +16,6 @@ class ScalarReadout(nn.Module):
         self.head = nn.Sequential(nn.Linear(channels, channels // 2), nn.SiLU(), nn.Linear(channels // 2, 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        """Node tensors (N, C, 3, 3) -> per-atom energies (N,)."""
-        invariants = torch.cat([squared_norm(part) for part in decompose(x)], dim=-1)
+        """Node rows (10, C, N) -> per-atom energies (N,)."""
+        invariants = part_norms(x).view(-1, x.shape[2]).t()
         return self.head(F.silu(self.linear(self.norm(invariants)))).squeeze(-1)

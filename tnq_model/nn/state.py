@@ -138,8 +138,8 @@ class StateScale(nn.Module):
             self.lam = nn.Parameter(lam)
 
     def forward(self, attributes: Tensor) -> Tensor:
-        """Attributes (N, K) -> factor (N, 1 or C, 1, 1), broadcastable over (N, C, 3, 3) tensors."""
-        return (1.0 + attributes @ self.lam)[..., None, None]
+        """Attributes (N, K) -> factor (1 or C, N), broadcastable over node rows (10, C, N)."""
+        return (1.0 + attributes @ self.lam).t()
 
 
 class ResidualMLP(nn.Module):

@@ -121,8 +121,8 @@ class TensorNet(nn.Module):
         vec = pos.index_select(0, i) - pos.index_select(0, j)
         dist = torch.linalg.vector_norm(vec, dim=-1)
         unit = vec / dist.unsqueeze(-1)
-        # Edges i < j, then TensorNet's self loops (distance 0, only their identity part is non-zero).
-        dist = torch.cat((dist, torch.zeros_like(pos[:, 0])), dim=0)
+        # Edges i < j, then one self pair (TensorNet's self loops: distance 0, the same for every atom).
+        dist = torch.cat((dist, pos.new_zeros(1)))
         rbf = self.rbf(dist)
         cut = cosine_cutoff(dist, self.cutoff)
         nuclear = self.atom_embedding(z)
