@@ -109,3 +109,25 @@ def test_force_loss_reaches_every_parameter(model, batched) -> None:
             continue
         assert parameter.grad is not None and bool(torch.isfinite(parameter.grad).all()), name
         assert float(parameter.grad.abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("state", [(), ("charge", "spin")])
+def test_edge_lists_equal_dense_blocks(make_model, batched, state: tuple) -> None:
+    # Each size group sums over dense pair blocks or, when its edges fill few pairs, over edge lists in
+    # chunks (nn/blocks.py). Force each way on the whole batch, with chunks smaller than a group.
+    model = make_model(state=state)
+    z, pos, batch = batched
+    inputs = dict(total_charge=CHARGE, spin=SPIN) if state else {}
+
+    def energy_forces_and_force_loss_gradient():
+        p = pos.clone().requires_grad_(True)
+        energy = model(z, p, batch, **inputs)
+        (gradient,) = torch.autograd.grad(energy.sum(), p, create_graph=True)
+        (weight,) = torch.autograd.grad(gradient.pow(2).sum(), model.layers[0].mix_in)
+        return energy, gradient, weight
+
+    model.dense_min_fill = 0.0
+    dense = energy_forces_and_force_loss_gradient()
+    model.dense_min_fill, model.edge_chunk = 2.0, 7
+    edges = energy_forces_and_force_loss_gradient()
+    torch.testing.assert_close(edges, dense)

@@ -1,11 +1,9 @@
 """TensorNet's embedding: atoms and their neighbourhood -> one rank-2 tensor per atom and channel."""
 
-from typing import List
-
 import torch
 from torch import Tensor, nn
 
-from .blocks import basis_sum, dense_blocks
+from .blocks import embedding_sum
 from .cartesian import mix, mixing_weight, squared_norm
 from .neighbors import Blocks
 from .radial import linear_features_first
@@ -49,14 +47,7 @@ class TensorEmbedding(nn.Module):
         left = linear_features_first(self.pair.weight[:, :c], self.pair.bias, atoms)
         right = torch.mm(self.pair.weight[:, c:], atoms)
         # The radial part is symmetric in (i, j); the basis rows of the mirror have u_ji = -u_ij.
-        pair_radial = dense_blocks(radial, radial, blocks, 1)
-        basis = dense_blocks(edge_basis(unit), edge_basis(-unit), blocks, 0)
-        weights: List[Tensor] = []
-        atoms = [g * n for n, g in zip(blocks.sizes, blocks.groups)]
-        for w, lw, rw, n, g in zip(pair_radial, left.split(atoms, dim=1), right.split(atoms, dim=1), blocks.sizes, blocks.groups):
-            z_pair = lw.reshape(c, g, n, 1) + rw.reshape(c, g, 1, n)
-            weights.append((w.view(3, c, g, n, n) * z_pair).view(3 * c, g * n * n))
-        tensor = basis_sum(weights, basis, blocks)
+        tensor = embedding_sum(radial, left, right, edge_basis(unit), edge_basis(-unit), blocks)
         # The self pair has u = 0: only its identity part f^I_ii Id is non-zero.
         isotropic, rest = tensor.split([1, 9])
         tensor = torch.cat((isotropic + self_radial[:c] * (left + right), rest))

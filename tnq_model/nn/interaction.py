@@ -4,7 +4,7 @@ from typing import Optional
 
 from torch import Tensor, nn
 
-from .blocks import dense_blocks, neighbour_sum
+from .blocks import neighbour_sum
 from .cartesian import anticommutator, mix, mixing_weight, per_row, square, squared_norm
 from .neighbors import Blocks
 from .radial import RadialMLP
@@ -38,7 +38,7 @@ class Interaction(nn.Module):
         weights, self_weight = (self.radial(rbf) * cut).split([rbf.shape[1] - 1, 1], dim=1)
         x = x / (squared_norm(x) + 1.0)
         y = mix(self.mix_in, x)
-        msg = neighbour_sum(dense_blocks(weights, weights, blocks, 1), y, blocks)
+        msg = neighbour_sum(weights, y, blocks)
         msg = msg + per_row(self_weight.view(3, self.channels, 1)) * y
         product = anticommutator(msg, y)
         scale: Optional[Tensor] = None

@@ -10,6 +10,13 @@ from typing import List, NamedTuple
 import torch
 from torch import Tensor
 
+#: Default of TensorNet.dense_min_fill: a group whose edges fill less than this fraction of its g n^2
+#: block pairs sums over edge lists (blocks.py): dense blocks of sparse molecules cost more than
+#: gathering and scattering their edges.
+DENSE_MIN_FILL = 0.5
+#: Default of TensorNet.edge_chunk: edges per gather/scatter step of the edge-list sums.
+EDGE_CHUNK = 2048
+
 
 class Blocks(NamedTuple):
     """Where the edges lie in the dense (g, n, n) pair blocks of the molecule-size groups.
@@ -17,7 +24,9 @@ class Blocks(NamedTuple):
     sizes are the molecule sizes n (ascending), groups the number g of molecules of each size and
     edges the number of edges (i, j), i < j, of each group; the edges are ordered by group. upper (E,)
     holds each edge's pair index b n^2 + i n + j inside its group's block (b: molecule in the group,
-    i, j: atoms in the molecule), lower (E,) that of its mirror (j, i).
+    i, j: atoms in the molecule), lower (E,) that of its mirror (j, i). receiver (E,) and sender (E,)
+    are the atoms i and j in block order. dense tells, per group, whether its sums use the dense
+    blocks (edges fill at least ``dense_min_fill`` of them) or the edge lists, ``chunk`` edges at a time.
     """
 
     sizes: List[int]
@@ -25,6 +34,10 @@ class Blocks(NamedTuple):
     edges: List[int]
     upper: Tensor
     lower: Tensor
+    receiver: Tensor
+    sender: Tensor
+    dense: List[bool]
+    chunk: int
 
 
 def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
@@ -44,13 +57,14 @@ def molecule_blocks(batch: Tensor) -> tuple[Tensor, List[int], List[int]]:
     return order, size_list, group_list
 
 
-def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float) -> tuple[Blocks, Tensor, Tensor]:
+def block_edges(
+    pos: Tensor, sizes: List[int], groups: List[int], cutoff: float, dense_min_fill: float, chunk: int
+) -> Blocks:
     """Pairs (i, j), i < j, with |r_i - r_j| < cutoff, of atoms in block order (pos (N, 3) Å).
 
-    Each unordered pair appears once; ``Blocks.lower`` places its mirror (j, i).
-
-    Returns:
-        the blocks, and atoms i (E,) and j (E,) of each edge.
+    Each unordered pair appears once (``Blocks.receiver`` i, ``Blocks.sender`` j); ``Blocks.lower``
+    places its mirror (j, i) in the dense blocks. A group is dense when its edges fill at least
+    ``dense_min_fill`` of its pairs; edge-list sums take ``chunk`` edges at a time.
     """
     coords = pos.detach()  # the search itself needs no gradient
     uppers: List[Tensor] = []
@@ -58,6 +72,7 @@ def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float)
     receivers: List[Tensor] = []
     senders: List[Tensor] = []
     edges: List[int] = []
+    dense: List[bool] = []
     start = 0
     for n, g in zip(sizes, groups):
         first, second = torch.triu_indices(n, n, 1, device=pos.device).unbind(0)
@@ -71,9 +86,10 @@ def block_edges(pos: Tensor, sizes: List[int], groups: List[int], cutoff: float)
         receivers.append(receiver[close])
         senders.append(sender[close])
         edges.append(int(close.shape[0]))
+        dense.append(2 * edges[-1] >= dense_min_fill * g * n * n)
         start += g * n
-    blocks = Blocks(sizes, groups, edges, torch.cat(uppers), torch.cat(lowers))
-    return blocks, torch.cat(receivers), torch.cat(senders)
+    receiver, sender = torch.cat(receivers), torch.cat(senders)
+    return Blocks(sizes, groups, edges, torch.cat(uppers), torch.cat(lowers), receiver, sender, dense, chunk)
 
 
 def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -92,7 +108,8 @@ def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, T
         edge_index (2, E) int64 with rows (i, j), distances (E,) in Å and vectors r_i - r_j (E, 3).
     """
     order, sizes, groups = molecule_blocks(batch)
-    _, receiver, sender = block_edges(pos.index_select(0, order), sizes, groups, cutoff)
+    blocks = block_edges(pos.index_select(0, order), sizes, groups, cutoff, DENSE_MIN_FILL, EDGE_CHUNK)
+    receiver, sender = blocks.receiver, blocks.sender
     i, j = order[torch.cat((receiver, sender))], order[torch.cat((sender, receiver))]
     vec = pos.index_select(0, i) - pos.index_select(0, j)
     return torch.stack((i, j)), torch.linalg.vector_norm(vec, dim=-1), vec

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from .embedding import TensorEmbedding
 from .interaction import Interaction
-from .neighbors import block_edges, molecule_blocks
+from .neighbors import DENSE_MIN_FILL, EDGE_CHUNK, block_edges, molecule_blocks
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
 from .state import (
@@ -37,6 +37,10 @@ class TensorNet(nn.Module):
         lambda_mode: ``"constant"`` (0.1), ``"learnable"`` (per attribute and layer) or ``"channel"``
             (per attribute, layer and channel); used by the ``"tensornet"`` state mode.
         dtype: parameter dtype (float32 or float64).
+
+    Attributes ``dense_min_fill`` and ``edge_chunk`` tune speed only, never results: molecule-size groups
+    whose edges fill at least ``dense_min_fill`` of their atom pairs sum over dense pair blocks, the
+    others over edge lists, ``edge_chunk`` edges at a time (nn/blocks.py).
     """
 
     state: List[str]
@@ -63,6 +67,8 @@ class TensorNet(nn.Module):
             lambda_mode=lambda_mode,
         )
         self.cutoff = float(cutoff)
+        self.dense_min_fill = DENSE_MIN_FILL
+        self.edge_chunk = EDGE_CHUNK
         self.max_z = max_z
         self.state = list(names)
         self.atom_embedding = nn.Embedding(max_z, hidden_channels)
@@ -117,8 +123,8 @@ class TensorNet(nn.Module):
         # Work in block order (molecules sorted by size); energies are summed per molecule index.
         order, sizes, groups = molecule_blocks(batch)
         z, pos, batch, attributes = z[order], pos.index_select(0, order), batch[order], attributes[order]
-        blocks, i, j = block_edges(pos, sizes, groups, self.cutoff)
-        vec = pos.index_select(0, i) - pos.index_select(0, j)
+        blocks = block_edges(pos, sizes, groups, self.cutoff, self.dense_min_fill, self.edge_chunk)
+        vec = pos.index_select(0, blocks.receiver) - pos.index_select(0, blocks.sender)
         dist = torch.linalg.vector_norm(vec, dim=-1)
         unit = vec / dist.unsqueeze(-1)
         # Edges i < j, then one self pair (TensorNet's self loops: distance 0, the same for every atom).
