@@ -18,7 +18,7 @@ from typing import List
 import torch
 from torch import Tensor
 
-from .cartesian import split_parts
+from .cartesian import per_row, split_parts
 from .neighbors import Blocks
 
 def _dense(upper: Tensor, lower: Tensor, upper_index: Tensor, lower_index: Tensor, pairs: int, dim: int) -> Tensor:
@@ -26,11 +26,6 @@ def _dense(upper: Tensor, lower: Tensor, upper_index: Tensor, lower_index: Tenso
     shape = [pairs, upper.shape[1]] if dim == 0 else [upper.shape[0], pairs]
     values = torch.cat((upper, lower), dim=dim)
     return upper.new_zeros(shape).index_copy_(dim, torch.cat((upper_index, lower_index)), values)
-
-
-def _row_parts(values: Tensor) -> Tensor:
-    """Per-edge values of the I, A, S parts (c, 3, C) -> the value of each row's part (c, 10, C)."""
-    return values.index_select(1, torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2, 2], device=values.device))
 
 
 def _groups(blocks: Blocks) -> List[int]:
@@ -45,7 +40,8 @@ def _local_edges(blocks: Blocks) -> tuple[List[Tensor], List[Tensor], List[Tenso
     receivers: List[Tensor] = []
     senders: List[Tensor] = []
     start = 0
-    for receiver, sender, atoms in zip(blocks.receiver.split(blocks.edges), blocks.sender.split(blocks.edges), _groups(blocks)):
+    edges = zip(blocks.receiver.split(blocks.edges), blocks.sender.split(blocks.edges), _groups(blocks))
+    for receiver, sender, atoms in edges:
         receivers.append(receiver - start)
         senders.append(sender - start)
         start += atoms
@@ -80,7 +76,7 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
             total = torch.zeros_like(atoms)
             chunks = zip(w.t().split(blocks.chunk), receivers[k].split(blocks.chunk), senders[k].split(blocks.chunk))
             for w_chunk, i, j in chunks:
-                w_rows = _row_parts(w_chunk.reshape(-1, 3, channels))
+                w_rows = per_row(w_chunk.reshape(-1, 3, channels), 1)
                 total.index_add_(0, i, atoms.index_select(0, j) * w_rows)
                 total.index_add_(0, j, atoms.index_select(0, i) * w_rows)
             sums.append(total.permute(1, 2, 0))
@@ -124,8 +120,8 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
                          receivers[k].split(blocks.chunk), senders[k].split(blocks.chunk))
             for w_chunk, b_chunk, b_mirror_chunk, i, j in chunks:
                 w_chunk = w_chunk.reshape(-1, 3, channels)
-                f_ij = _row_parts(w_chunk * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1))
-                f_ji = _row_parts(w_chunk * (lw.index_select(0, j) + rw.index_select(0, i)).unsqueeze(1))
+                f_ij = per_row(w_chunk * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1), 1)
+                f_ji = per_row(w_chunk * (lw.index_select(0, j) + rw.index_select(0, i)).unsqueeze(1), 1)
                 total.index_add_(0, i, f_ij * b_chunk.unsqueeze(2))
                 total.index_add_(0, j, f_ji * b_mirror_chunk.unsqueeze(2))
             sums.append(total.permute(1, 2, 0))

@@ -22,9 +22,9 @@ def split_parts(x: Tensor, dim: int = 0) -> List[Tensor]:
     return x.split([1, 3, 6], dim=dim)
 
 
-def per_row(values: Tensor) -> Tensor:
-    """Values per part (3, ...) -> the value of each row's part (10, ...)."""
-    return values.index_select(0, torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2, 2], device=values.device))
+def per_row(values: Tensor, dim: int = 0) -> Tensor:
+    """Values per part (3 along ``dim``) -> the value of each row's part (10 along ``dim``)."""
+    return values.index_select(dim, torch.tensor([0, 1, 1, 1, 2, 2, 2, 2, 2, 2], device=values.device))
 
 
 def to_matrix(rows: Tensor) -> Tensor:
