@@ -1,7 +1,6 @@
 """Radial functions of the interatomic distance: cosine cutoff and exponential-normal basis."""
 
 import math
-
 from typing import List
 
 import torch
