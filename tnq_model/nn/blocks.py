@@ -33,21 +33,6 @@ def _groups(blocks: Blocks) -> List[int]:
     return [g * n for n, g in zip(blocks.sizes, blocks.groups)]
 
 
-def _local_edges(blocks: Blocks) -> tuple[List[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
-    """Per group: pair indices of the edges and of their mirrors, and atoms i and j counted from the group's first."""
-    uppers = blocks.upper.split(blocks.edges)
-    lowers = blocks.lower.split(blocks.edges)
-    receivers: List[Tensor] = []
-    senders: List[Tensor] = []
-    start = 0
-    edges = zip(blocks.receiver.split(blocks.edges), blocks.sender.split(blocks.edges), _groups(blocks))
-    for receiver, sender, atoms in edges:
-        receivers.append(receiver - start)
-        senders.append(sender - start)
-        start += atoms
-    return list(uppers), list(lowers), receivers, senders
-
-
 def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
     """M_i = sum_{j != i} w_ij[part(r)] Y_j[r] per row r and channel, for symmetric weights w_ij = w_ji.
 
@@ -60,12 +45,11 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
         (10, C, N) rows M.
     """
     channels = rows.shape[1]
-    uppers, lowers, receivers, senders = _local_edges(blocks)
     sums: List[Tensor] = []
     groups = zip(weights.split(blocks.edges, dim=1), rows.split(_groups(blocks), dim=2), blocks.sizes, blocks.groups)
     for k, (w, y, n, g) in enumerate(groups):
         if blocks.dense[k]:
-            w = _dense(w, w, uppers[k], lowers[k], g * n * n, 1).view(3, channels * g, n, n)
+            w = _dense(w, w, blocks.upper[k], blocks.lower[k], g * n * n, 1).view(3, channels * g, n, n)
             y = y.reshape(10, channels * g, n).transpose(0, 1)  # (C g, 10, n)
             parts: List[Tensor] = []
             for w_part, y_part in zip(w.unbind(0), split_parts(y, 1)):
@@ -74,7 +58,8 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
         else:
             atoms = y.permute(2, 0, 1).contiguous()  # (g n, 10, C)
             total = torch.zeros_like(atoms)
-            chunks = zip(w.t().split(blocks.chunk), receivers[k].split(blocks.chunk), senders[k].split(blocks.chunk))
+            chunks = zip(w.t().split(blocks.chunk), blocks.local_receiver[k].split(blocks.chunk),
+                         blocks.local_sender[k].split(blocks.chunk))
             for w_chunk, i, j in chunks:
                 w_rows = per_row(w_chunk.reshape(-1, 3, channels), 1)
                 total.index_add_(0, i, atoms.index_select(0, j) * w_rows)
@@ -96,7 +81,6 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
         (10, C, N) rows, atoms in block order.
     """
     channels = left.shape[0]
-    uppers, lowers, receivers, senders = _local_edges(blocks)
     sums: List[Tensor] = []
     groups = zip(
         radial.split(blocks.edges, dim=1), basis.split(blocks.edges), mirror.split(blocks.edges),
@@ -105,10 +89,10 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
     for k, (w, b, b_mirror, lw, rw, n, g) in enumerate(groups):
         if blocks.dense[k]:
             pairs = g * n * n
-            w = _dense(w, w, uppers[k], lowers[k], pairs, 1).view(3, channels, g, n, n)
+            w = _dense(w, w, blocks.upper[k], blocks.lower[k], pairs, 1).view(3, channels, g, n, n)
             w = w * (lw.reshape(channels, g, n, 1) + rw.reshape(channels, g, 1, n))
             w = w.view(3, channels, g * n, n).transpose(1, 2)  # (3, g n, C, n): one (C, n) matrix per atom
-            b = _dense(b, b_mirror, uppers[k], lowers[k], pairs, 0).view(g * n, n, 10)
+            b = _dense(b, b_mirror, blocks.upper[k], blocks.lower[k], pairs, 0).view(g * n, n, 10)
             parts: List[Tensor] = []
             for w_part, b_part in zip(w.unbind(0), split_parts(b, 2)):
                 parts.append(torch.matmul(w_part, b_part))  # (g n, C, rows)
@@ -117,7 +101,7 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
             lw, rw = lw.t().contiguous(), rw.t().contiguous()  # (g n, C)
             total = lw.new_zeros(lw.shape[0], 10, channels)
             chunks = zip(w.t().split(blocks.chunk), b.split(blocks.chunk), b_mirror.split(blocks.chunk),
-                         receivers[k].split(blocks.chunk), senders[k].split(blocks.chunk))
+                         blocks.local_receiver[k].split(blocks.chunk), blocks.local_sender[k].split(blocks.chunk))
             for w_chunk, b_chunk, b_mirror_chunk, i, j in chunks:
                 w_chunk = w_chunk.reshape(-1, 3, channels)
                 f_ij = per_row(w_chunk * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1), 1)

@@ -22,20 +22,23 @@ class Blocks(NamedTuple):
     """Where the edges lie in the dense (g, n, n) pair blocks of the molecule-size groups.
 
     sizes are the molecule sizes n (ascending), groups the number g of molecules of each size and
-    edges the number of edges (i, j), i < j, of each group; the edges are ordered by group. upper (E,)
-    holds each edge's pair index b n^2 + i n + j inside its group's block (b: molecule in the group,
-    i, j: atoms in the molecule), lower (E,) that of its mirror (j, i). receiver (E,) and sender (E,)
-    are the atoms i and j in block order. dense tells, per group, whether its sums use the dense
-    blocks (edges fill at least ``dense_min_fill`` of them) or the edge lists, ``chunk`` edges at a time.
+    edges the number of edges (i, j), i < j, of each group; the edges are ordered by group. receiver (E,)
+    and sender (E,) are the atoms i and j in block order. Per group: upper holds each edge's pair index
+    b n^2 + i n + j inside the group's block (b: molecule in the group, i, j: atoms in the molecule),
+    lower that of its mirror (j, i), and local_receiver, local_sender its atoms counted from the group's
+    first atom. dense tells, per group, whether its sums use the dense blocks (edges fill at least
+    ``dense_min_fill`` of them) or the edge lists, ``chunk`` edges at a time.
     """
 
     sizes: List[int]
     groups: List[int]
     edges: List[int]
-    upper: Tensor
-    lower: Tensor
     receiver: Tensor
     sender: Tensor
+    upper: List[Tensor]
+    lower: List[Tensor]
+    local_receiver: List[Tensor]
+    local_sender: List[Tensor]
     dense: List[bool]
     chunk: int
 
@@ -73,13 +76,15 @@ def block_edges(
     senders: List[Tensor] = []
     edges: List[int] = []
     dense: List[bool] = []
+    starts: List[int] = []
     start = 0
     for n, g in zip(sizes, groups):
+        starts.append(start)
         first, second = torch.triu_indices(n, n, 1, device=pos.device).unbind(0)
         molecule = torch.arange(g, device=pos.device).unsqueeze(1)
-        receiver = (start + molecule * n + first).flatten()
-        sender = (start + molecule * n + second).flatten()
-        vec = coords.index_select(0, receiver) - coords.index_select(0, sender)
+        receiver = (molecule * n + first).flatten()
+        sender = (molecule * n + second).flatten()
+        vec = coords.index_select(0, start + receiver) - coords.index_select(0, start + sender)
         close = ((vec * vec).sum(-1) < cutoff * cutoff).nonzero().squeeze(1)
         uppers.append((molecule * (n * n) + first * n + second).flatten()[close])
         lowers.append((molecule * (n * n) + second * n + first).flatten()[close])
@@ -88,8 +93,9 @@ def block_edges(
         edges.append(int(close.shape[0]))
         dense.append(2 * edges[-1] >= dense_min_fill * g * n * n)
         start += g * n
-    receiver, sender = torch.cat(receivers), torch.cat(senders)
-    return Blocks(sizes, groups, edges, torch.cat(uppers), torch.cat(lowers), receiver, sender, dense, chunk)
+    receiver = torch.cat([local + first_atom for local, first_atom in zip(receivers, starts)])
+    sender = torch.cat([local + first_atom for local, first_atom in zip(senders, starts)])
+    return Blocks(sizes, groups, edges, receiver, sender, uppers, lowers, receivers, senders, dense, chunk)
 
 
 def neighbor_pairs(pos: Tensor, batch: Tensor, cutoff: float) -> tuple[Tensor, Tensor, Tensor]:
