@@ -1,9 +1,10 @@
 """Checkpoints of a Potential (config + weights + extras) and a numpy Predictor built from one.
 
-A checkpoint is a ``torch.save`` dict: ``format`` ("tnq-model"), ``format_version`` (2), ``config``
+A checkpoint is a ``torch.save`` dict: ``format`` ("tnq-model"), ``format_version`` (3), ``config``
 (:meth:`Potential.config`), ``state_dict`` and ``extra`` (whatever the caller passed, e.g. optimiser
 state and training config). It is read with ``weights_only=True``: extras must be tensors, numbers,
-strings, lists, tuples and dicts of those. Version 1 checkpoints are read too (see :func:`upgrade_v1`).
+strings, lists, tuples and dicts of those. Versions 1 and 2 are read too (:func:`upgrade_v1`,
+:func:`upgrade_v2`); their training state cannot be resumed.
 """
 
 import re
@@ -17,10 +18,11 @@ from numpy.typing import ArrayLike
 
 from tnq_data.errors import TnqError
 
+from .nn.state import PARTIAL_CHARGE_PREFIX
 from .potential import Potential
 
 FORMAT = "tnq-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Version 1 named the interaction layers' radial MLP ``radial.{0,2,4}`` (an nn.Sequential with SiLUs).
 _V1_RADIAL = re.compile(r"^(.*layers\.\d+\.radial\.)(\d)\.(weight|bias)$")
 
@@ -42,6 +44,28 @@ def upgrade_v1(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(upgrade_v1(item) for item in value)
     return value
+
+
+def upgrade_v2(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A version 2 payload as version 3 writes it (the model; not the training state).
+
+    Version 3 added per-state reference offsets (none in a version 2 model: its per-charge references,
+    if any, stay one ``atom_refs`` column per total charge) and dropped the unused query and key of
+    spooky embeddings of partial charges (attention over one atom has the weight 1).
+    """
+    config = dict(payload["config"])
+    charges = config["ref_charges"]
+    config.update(ref_multiplicities=[], atom_ref_columns=max(1, len(charges)))
+    tensornet = config["tensornet"]
+    per_atom = [k for k, name in enumerate(tensornet["state"]) if name.startswith(PARTIAL_CHARGE_PREFIX)]
+    dropped = tuple(f"model.electronic.{k}.{part}." for k in per_atom for part in ("query", "key")) \
+        if tensornet["state_mode"] == "spooky" else ()
+    weights = {name: value for name, value in payload["state_dict"].items() if not name.startswith(dropped)}
+    weights.update(charge_offsets=torch.zeros(len(charges), dtype=torch.float64),
+                   ref_multiplicities=torch.zeros(0, dtype=torch.long),
+                   multiplicity_offsets=torch.zeros(0, dtype=torch.float64))
+    return {**payload, "format_version": 3, "config": config, "state_dict": weights,
+            "extra": {**payload["extra"], "train_state": None} if "train_state" in payload["extra"] else payload["extra"]}
 
 
 def save_checkpoint(path: Union[str, PathLike], potential: Potential, **extra: Any) -> Path:
@@ -76,19 +100,42 @@ def read_checkpoint(path: Union[str, PathLike]) -> Dict[str, Any]:
         )
     if payload["format_version"] == 1:
         payload = upgrade_v1(payload)
+    if payload["format_version"] <= 2:
+        payload = upgrade_v2(payload)
     return payload
 
 
 def load_potential(path: Union[str, PathLike], device: Union[str, torch.device] = "cpu") -> Potential:
     """The trained Potential stored at ``path``, in eval mode on ``device``."""
     payload = read_checkpoint(path)
-    potential = Potential.from_config(payload["config"])
+    try:
+        potential = Potential.from_config(payload["config"])
+    except TnqError as err:
+        raise TnqError(f"cannot load {path}: {err}") from None
     potential.load_state_dict(payload["state_dict"])
     return potential.to(device).eval()
 
 
+def check_states(z: np.ndarray, batch: np.ndarray, total_charge: np.ndarray, multiplicity: np.ndarray) -> None:
+    """Raise TnqError for a state no molecule can have: multiplicity below 1, above the electron count
+    plus 1, or of the wrong parity (N electrons allow 2S = N, N - 2, ..., so 2S + 1 and N have opposite parity).
+    """
+    electrons = np.bincount(batch, weights=z, minlength=len(total_charge)).astype(np.int64) - total_charge
+    bad = (multiplicity < 1) | (multiplicity - 1 > electrons) | ((electrons + multiplicity) % 2 == 0)
+    if bad.any():
+        b = int(np.flatnonzero(bad)[0])
+        raise TnqError(
+            f"molecule {b} cannot have multiplicity {int(multiplicity[b])} with total charge {int(total_charge[b])}: "
+            f"it has {int(electrons[b])} electrons, so 2S+1 must be {'odd' if electrons[b] % 2 == 0 else 'even'}, "
+            "at least 1 and at most electrons + 1; fix the state"
+        )
+
+
 class Predictor:
     """Energies and forces of molecules from numpy arrays, with a trained Potential.
+
+    A state the potential needs (``needs_charge``, ``needs_multiplicity``) must be passed: nothing is
+    assumed. Impossible states (see :func:`check_states`) are refused.
 
     Attributes:
         potential: the Potential.
@@ -105,13 +152,16 @@ class Predictor:
         self,
         z: ArrayLike,
         pos: ArrayLike,
-        total_charge: int = 0,
-        multiplicity: int = 1,
+        total_charge: Optional[int] = None,
+        multiplicity: Optional[int] = None,
         partial_charges: Optional[ArrayLike] = None,
     ) -> Tuple[float, np.ndarray]:
-        """Energy (eV) and forces (N, 3) in eV/Å of one molecule: z (N,), pos (N, 3) Å, charges (N,) or (N, K) e."""
+        """Energy (eV, float64) and forces (N, 3) eV/Å of one molecule: z (N,), pos (N, 3) Å, total charge
+        (e), multiplicity 2S+1, partial charges (N,) or (N, K) e."""
         batch = np.zeros(len(np.asarray(z)), dtype=np.int64)
-        energy, forces = self.predict_batch(z, pos, batch, [total_charge], [multiplicity], partial_charges)
+        charge = None if total_charge is None else [total_charge]
+        energy, forces = self.predict_batch(z, pos, batch, charge, None if multiplicity is None else [multiplicity],
+                                            partial_charges)
         return float(energy[0]), forces
 
     def predict_batch(
@@ -119,23 +169,24 @@ class Predictor:
         z: ArrayLike,
         pos: ArrayLike,
         batch: ArrayLike,
-        total_charge: ArrayLike,
-        multiplicity: ArrayLike,
+        total_charge: Optional[ArrayLike] = None,
+        multiplicity: Optional[ArrayLike] = None,
         partial_charges: Optional[ArrayLike] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Energies (B,) eV and forces (N, 3) eV/Å; batch (N,) molecule index, total_charge and multiplicity (B,)."""
+        """Energies (B,) eV (float64) and forces (N, 3) eV/Å; batch (N,) molecule index, total_charge and
+        multiplicity (B,)."""
 
-        def tensor(value: ArrayLike, dtype: torch.dtype) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(value), dtype=dtype, device=self._device)
+        def tensor(value: Optional[ArrayLike], dtype: torch.dtype) -> Optional[torch.Tensor]:
+            return None if value is None else torch.as_tensor(np.asarray(value), dtype=dtype, device=self._device)
 
-        charges = None if partial_charges is None else tensor(partial_charges, self._dtype)
+        z, batch = np.asarray(z, dtype=np.int64), np.asarray(batch, dtype=np.int64)
+        if total_charge is not None and multiplicity is not None:
+            check_states(z, batch, np.asarray(total_charge, np.int64), np.asarray(multiplicity, np.int64))
+        elif multiplicity is not None and np.any(np.asarray(multiplicity) < 1):
+            raise TnqError(f"multiplicity {np.asarray(multiplicity).tolist()} is below 1; pass 2S+1 (1 singlet, 2 doublet)")
         energy, forces = self.potential.energy_and_forces(
-            tensor(z, torch.long),
-            tensor(pos, self._dtype),
-            tensor(batch, torch.long),
-            tensor(total_charge, torch.long),
-            tensor(multiplicity, torch.long),
-            charges,
+            tensor(z, torch.long), tensor(pos, self._dtype), tensor(batch, torch.long),
+            tensor(total_charge, torch.long), tensor(multiplicity, torch.long), tensor(partial_charges, self._dtype),
         )
         return energy.detach().cpu().numpy(), forces.detach().cpu().numpy()
 

@@ -27,16 +27,19 @@ class ModelConfig(_Section):
     max_z: int = Field(128, ge=2)
     trainable_rbf: bool = False
     state_mode: Literal["tensornet", "spooky"] = "tensornet"
-    lambda_mode: Literal["constant", "learnable", "channel"] = "constant"
+    lambda_mode: Literal["constant", "learnable", "channel"] = "channel"
     dtype: Literal["float32", "float64"] = "float32"
 
 
 class LossConfig(_Section):
-    """Weighted energy (per atom, eV/atom) and force (eV/Å, per component) errors."""
+    """Weighted energy (per atom) and force (per component) errors, each divided by its training-set scale
+    when ``scaled`` (sigma_E: spread of the per-atom energies left after the references, eV/atom;
+    sigma_F: RMS force component, eV/Å), else in eV/atom and eV/Å."""
 
     kind: Literal["mse", "l1", "huber"] = "mse"
+    scaled: bool = True
     energy_weight: float = Field(1.0, ge=0)
-    force_weight: float = Field(10.0, ge=0)
+    force_weight: float = Field(1.0, ge=0)
     huber_delta: PositiveFloat = 0.01
 
 
@@ -52,6 +55,9 @@ class OptimConfig(_Section):
     clip_grad_norm: PositiveFloat = 10.0
     ema_decay: float = Field(0.99, ge=0, lt=1)  # 0 disables the moving average
     early_stopping_patience: int = Field(20, ge=1)
+    #: What picks best.pt, drives the plateau schedule and early stopping: "energy_force" (validation
+    #: energy MAE per atom / sigma_E + force MAE / sigma_F) or "loss" (the validation loss).
+    monitor: Literal["energy_force", "loss"] = "energy_force"
 
 
 class SplitConfig(_Section):
@@ -76,7 +82,7 @@ class TrainConfig(_Section):
     out: Path = Path("run")
     state: list[StateName] = ["charge", "spin"]
     target: Literal["energy", "formation_energy"] = "energy"
-    references: Literal["element", "element_charge"] = "element"
+    references: Literal["element", "element_charge", "element_state"] = "element_state"
     max_epochs: int = Field(100, ge=1)
     batch_size: int = Field(32, ge=1)
     device: Literal["cpu", "cuda"] = "cpu"

@@ -8,7 +8,6 @@ last.pt, best.pt, eval_test.json, learning_curves.png, parity.png.
 import csv
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
@@ -18,7 +17,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tnq_data.errors import TnqError
@@ -29,46 +27,14 @@ from tnq_data.store.reader import Store
 from .checkpoint import load_potential, read_checkpoint, save_checkpoint
 from .config import TrainConfig, write_config
 from .data import Batch, StoreBatches, make_loader, to_device, usable_conformers
+from .distributed import Distributed, init_distributed
 from .evaluate import error_report, predict, split_batches, write_report
+from .loss import N_SUMS, LossScales, combined_loss, loss_sums, pass_metrics
 from .nn.tensornet import TensorNet
 from .plots import learning_curves, parity_plots
 from .potential import Potential
-from .references import fit_references, reference_energy
+from .references import fit_references
 from .splits import conformer_mask, cover_elements, load_splits, molecule_elements, save_splits, split_molecules
-
-#: Sums accumulated over a pass: conformers, force components, energy loss, force loss, |dE| (eV), |dF| (eV/Å).
-_N_CONF, _N_COMP, _E_LOSS, _F_LOSS, _E_ABS, _F_ABS = range(6)
-
-
-@dataclass
-class Distributed:
-    """This process's place among the training processes."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def all_reduce(self, tensor: Tensor, op: dist.ReduceOp = dist.ReduceOp.SUM) -> Tensor:
-        """`tensor` reduced over the processes (in place; unchanged when alone)."""
-        if self.world_size > 1:
-            dist.all_reduce(tensor, op)
-        return tensor
-
-
-def init_distributed(device: str) -> Distributed:
-    """Join the process group that torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TnqError("--device cuda but torch sees no CUDA device; use --device cpu or a CUDA build of torch")
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    rank = dist.get_rank() if world_size > 1 else 0
-    return Distributed(rank, world_size, torch.device(f"cuda:{local_rank}" if device == "cuda" else "cpu"))
 
 
 class ForceModel(nn.Module):
@@ -85,39 +51,6 @@ class ForceModel(nn.Module):
             return self.potential.energy_and_forces(*args, create_graph=self.training)
         with torch.set_grad_enabled(self.training):
             return self.potential(*args), None
-
-
-def loss_sums(config: TrainConfig, batch: Batch, energy: Tensor, forces: Tensor | None) -> Tensor:
-    """The six pass sums (see `_N_CONF`...) of one batch; energy errors are per atom (eV/atom)."""
-    def penalty(error: Tensor) -> Tensor:
-        if config.loss.kind == "huber":
-            return F.huber_loss(error, torch.zeros_like(error), reduction="sum", delta=config.loss.huber_delta)
-        return error.abs().sum() if config.loss.kind == "l1" else error.pow(2).sum()
-
-    energy_error = (energy.double() - batch["energy"]) / batch["n_atoms"]
-    zero = energy_error.new_zeros(())
-    force_error = None if forces is None else (forces - batch["forces"]).double()
-    return torch.stack([
-        energy_error.new_tensor(float(len(energy_error))),
-        zero if force_error is None else energy_error.new_tensor(float(force_error.numel())),
-        penalty(energy_error), zero if force_error is None else penalty(force_error),
-        (energy_error * batch["n_atoms"]).abs().sum().detach(),
-        zero if force_error is None else force_error.abs().sum().detach()])
-
-
-def combined_loss(config: TrainConfig, sums: Tensor) -> Tensor:
-    """Weighted mean energy and force penalties from pass sums."""
-    loss = config.loss.energy_weight * sums[_E_LOSS] / sums[_N_CONF].clamp(min=1)
-    return loss + config.loss.force_weight * sums[_F_LOSS] / sums[_N_COMP].clamp(min=1)
-
-
-def pass_metrics(config: TrainConfig, sums: Tensor) -> dict[str, float]:
-    """Loss, energy MAE (meV) and force MAE (meV/Å) from pass sums; NaN where nothing was seen."""
-    def ratio(num: int, den: int, factor: float = 1.0) -> float:
-        return float(sums[num] / sums[den] * factor) if sums[den] > 0 else math.nan
-
-    loss = float(combined_loss(config, sums)) if sums[_N_CONF] > 0 else math.nan
-    return {"loss": loss, "energy_mae_meV": ratio(_E_ABS, _N_CONF, 1000.0), "force_mae_meV_per_A": ratio(_F_ABS, _N_COMP, 1000.0)}
 
 
 @dataclass
@@ -148,29 +81,38 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     return Setup(store, splits, selected, "forces" in store.columns)
 
 
-def build_potential(config: TrainConfig, setup: Setup) -> Potential:
-    """A new Potential: references fitted on the training split, scale from its forces (or residual energies)."""
+def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossScales]:
+    """A new Potential (references fitted on the training split, network scale from its forces, or from its
+    residual energies without forces) and the training split's loss scales."""
     store, train = setup.store, setup.selected["train"]
     offsets, z = store.column("atom_offset"), store.column("z")
     rows = np.flatnonzero(train)
     atom_rows = np.repeat(train, np.diff(offsets))
-    sub_offsets = np.concatenate([[0], np.cumsum(np.diff(offsets)[rows])])
-    energy, charge = store.column(config.target)[rows], store.column("total_charge")[rows]
-    per_charge = charge if config.references == "element_charge" else None
-    refs, charges = fit_references(z[atom_rows], sub_offsets, energy, config.model.max_z, per_charge)
-    residual = energy - reference_energy(refs, charges, z[atom_rows], sub_offsets, charge)
-    spread = float(np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))) if setup.forces \
-        else float(np.std(residual))
+    n_atoms = np.diff(offsets)[rows]
+    sub_offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+    energy = store.column(config.target)[rows].astype(np.float64)
+    charge, multiplicity = store.column("total_charge")[rows], store.column("multiplicity")[rows]
+    refs = fit_references(z[atom_rows], sub_offsets, energy, config.model.max_z, config.references, charge,
+                          multiplicity)
+    residual = energy - refs.energy(z[atom_rows], sub_offsets, charge, multiplicity)
+    energy_scale = float(np.sqrt(np.mean((residual / n_atoms) ** 2)))
+    force_scale = float(np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))) \
+        if setup.forces else 1.0
+    spread = force_scale if setup.forces else float(np.std(residual))
     model_args = config.model.model_dump(exclude={"dtype"})
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
-    return Potential(model, refs, charges, scale=spread if spread > 0 else 1.0, shift=0.0)
+    potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
+                          charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
+                          multiplicity_offsets=refs.multiplicity_offsets)
+    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0)
 
 
 class Trainer:
     """The optimiser, schedules, EMA and early-stopping state of one run, and its epochs."""
 
-    def __init__(self, config: TrainConfig, setup: Setup, potential: Potential, env: Distributed) -> None:
-        self.config, self.setup, self.env = config, setup, env
+    def __init__(self, config: TrainConfig, setup: Setup, potential: Potential, scales: LossScales,
+                 env: Distributed) -> None:
+        self.config, self.setup, self.env, self.scales = config, setup, env, scales
         self.potential = potential.to(env.device)
         self.dtype = next(potential.parameters()).dtype
         module = ForceModel(self.potential, setup.forces)
@@ -230,13 +172,13 @@ class Trainer:
         dataset.set_epoch(self.epoch)
         steps = self._steps(dataset)
         self.model.train()
-        sums = torch.zeros(6, dtype=torch.float64, device=self.env.device)
+        sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
         title = f"epoch {self.epoch + 1}/{self.config.max_epochs}"
         with progress_bar(title, steps, quiet=quiet or not self.env.is_main) as bar:
             for _, raw in zip(range(steps), make_loader(dataset, self.config.num_workers)):
                 batch = to_device(raw, self.env.device, self.dtype)
                 self._warm_up()
-                batch_sums = loss_sums(self.config, batch, *self.model(batch))
+                batch_sums = loss_sums(self.config, self.scales, batch, *self.model(batch))
                 self.optimizer.zero_grad(set_to_none=True)
                 combined_loss(self.config, batch_sums).backward()
                 nn.utils.clip_grad_norm_(self.potential.parameters(), self.config.optim.clip_grad_norm)
@@ -245,23 +187,25 @@ class Trainer:
                     self.ema.update_parameters(self.potential)
                 self.step += 1
                 sums += batch_sums.detach()
-                running = pass_metrics(self.config, sums)
+                running = pass_metrics(self.config, self.scales, sums)
                 bar.update(0, advance=1, status=f"E {running['energy_mae_meV']:.1f} meV  F {running['force_mae_meV_per_A']:.1f} meV/Å")
-        return pass_metrics(self.config, self.env.all_reduce(sums))
+        return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
 
     def validate(self) -> dict[str, float]:
         """Metrics of the averaged potential on the validation split (all ranks together)."""
         model = ForceModel(self.averaged, self.setup.forces).eval()
-        sums = torch.zeros(6, dtype=torch.float64, device=self.env.device)
+        sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
         for raw in make_loader(self.datasets["val"], self.config.num_workers):
             batch = to_device(raw, self.env.device, self.dtype)
             energy, forces = model(batch)
-            sums += loss_sums(self.config, batch, energy.detach(), None if forces is None else forces.detach())
-        return pass_metrics(self.config, self.env.all_reduce(sums))
+            sums += loss_sums(self.config, self.scales, batch, energy.detach(),
+                              None if forces is None else forces.detach())
+        return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> bool:
-        """Record the epoch, step the plateau schedule; returns whether the monitored loss improved."""
-        monitored = val["loss"] if math.isfinite(val["loss"]) else train["loss"]
+        """Record the epoch, step the plateau schedule; returns whether the monitored metric improved."""
+        key = self.config.optim.monitor
+        monitored = val[key] if math.isfinite(val[key]) else train[key]
         if self.step >= self.config.optim.warmup_steps:
             self.plateau.step(monitored)
         self.history.append({"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
@@ -298,6 +242,9 @@ def _resume(trainer: Trainer, run_dir: Path, force: bool) -> None:
     if extra["store_version"] != store.version and not force:
         raise TnqError(f"{run_dir} was trained on store version {extra['store_version']} but {store.root} is at "
                        f"{store.version}; pass --force to continue on the new version")
+    if extra["train_state"] is None:
+        raise TnqError(f"{run_dir}/last.pt was written by an older tnq (checkpoint format 2), whose training state "
+                       "this version cannot continue; start a new run (the trained model itself still loads)")
     trainer.load_state(extra["train_state"])
 
 
@@ -335,7 +282,7 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
         raise TnqError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     setup = prepare_data(config, load_splits(out / "splits.npz") if resume else None)
     torch.manual_seed(config.seed)
-    trainer = Trainer(config, setup, build_potential(config, setup), env)
+    trainer = Trainer(config, setup, *build_potential(config, setup), env)
     if resume:
         _resume(trainer, out, force)
     if env.is_main:

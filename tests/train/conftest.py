@@ -49,7 +49,11 @@ def make_store(tmp_path):
 
 @pytest.fixture(scope="session")
 def xtb_store(tmp_path_factory) -> Path:
-    """20 small molecules x 6 geometries x 4 states (neutral singlet, cation, anion, neutral triplet), GFN2-xTB."""
+    """20 small molecules x 6 geometries x 4 states (neutral singlet, cation, anion, neutral triplet), GFN2-xTB.
+
+    Written by xtb_data.py (`tnq_data.sample_states`) in a subprocess, so tblite's OpenMP runtime stays out of
+    the test process.
+    """
     path = tmp_path_factory.mktemp("xtb") / "store"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     subprocess.run([sys.executable, str(HERE / "xtb_data.py"), str(path), "6"], check=True, env=env, timeout=300)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tnq_data.store import open_store
-from tnq_model.references import element_counts, fit_references, reference_energy
+from tnq_model.references import element_counts, fit_references
 from tnq_model.splits import conformer_mask, load_splits, save_splits, split_molecules
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -27,41 +27,64 @@ def test_splits_partition_molecules_deterministically_and_keep_conformers_togeth
     assert all(np.array_equal(load_splits(tmp_path / "splits.npz")[k], splits[k]) for k in splits)
 
 
-def synthetic(rng, n_conformers, refs_by_charge):
-    """Conformers of random composition whose energy is the sum of known references plus small noise."""
+REFS = np.zeros(10)
+REFS[[1, 6, 8]] = [-13.6, -1030.0, -2040.0]
+
+
+def synthetic(rng, n_conformers, charges=(0,), multiplicities=(1,), noise=1e-3):
+    """Conformers of random composition (H, C, O) in random states; energy = sum of REFS + state offset + noise.
+
+    The state offsets are 6.5 eV per unit of charge and 0.8 eV per unpaired electron (per molecule).
+    """
     n_atoms = rng.integers(2, 9, n_conformers)
     offsets = np.concatenate([[0], np.cumsum(n_atoms)])
     z = rng.choice([1, 6, 8], offsets[-1])
-    charge = rng.choice(sorted(refs_by_charge), n_conformers)
-    table = np.stack([refs_by_charge[q] for q in sorted(refs_by_charge)], axis=1)
-    energy = reference_energy(table, sorted(refs_by_charge), z, offsets, charge) + rng.normal(0, 1e-3, n_conformers)
-    return z, offsets, energy, charge
+    charge, multiplicity = rng.choice(charges, n_conformers), rng.choice(multiplicities, n_conformers)
+    energy = np.bincount(np.repeat(np.arange(n_conformers), n_atoms), weights=REFS[z]) + 6.5 * np.abs(charge) \
+        + 0.8 * (multiplicity - 1) + rng.normal(0, noise, n_conformers)
+    return z, offsets, energy, charge, multiplicity
 
 
 def test_references_recover_the_per_element_energies():
     rng = np.random.default_rng(0)
-    refs = np.zeros(10)
-    refs[[1, 6, 8]] = [-13.6, -1030.0, -2040.0]
-    z, offsets, energy, _ = synthetic(rng, 200, {0: refs})
-    fitted, charges = fit_references(z, offsets, energy, max_z=10)
-    assert charges == [] and fitted.shape == (10,)
-    np.testing.assert_allclose(fitted, refs, atol=1e-3)
+    z, offsets, energy, charge, multiplicity = synthetic(rng, 200)
+    refs = fit_references(z, offsets, energy, 10, "element", charge, multiplicity)
+    assert refs.charges == [] and refs.multiplicities == [] and refs.atom_refs.shape == (10,)
+    np.testing.assert_allclose(refs.atom_refs, REFS, atol=1e-3)
     counts = element_counts(z, offsets, np.array([1, 6, 8]))
     assert counts.sum() == len(z) and (counts.sum(1) == np.diff(offsets)).all()
 
 
-def test_references_per_total_charge_fit_each_charge_separately():
+def test_state_references_are_element_energies_plus_molecular_offsets():
     rng = np.random.default_rng(1)
-    neutral = np.zeros(10)
-    neutral[[1, 6, 8]] = [-13.0, -1000.0, -2000.0]
-    cation = neutral + np.where(neutral != 0, 2.5, 0.0)
-    z, offsets, energy, charge = synthetic(rng, 300, {0: neutral, 1: cation})
-    fitted, charges = fit_references(z, offsets, energy, max_z=10, total_charge=charge)
-    assert charges == [0, 1]
-    np.testing.assert_allclose(fitted[:, 0], neutral, atol=1e-3)
-    np.testing.assert_allclose(fitted[:, 1], cation, atol=1e-3)
-    residual = energy - reference_energy(fitted, charges, z, offsets, charge)
+    z, offsets, energy, charge, multiplicity = synthetic(rng, 300, (-1, 0, 1), (1, 2, 3))
+    refs = fit_references(z, offsets, energy, 10, "element_state", charge, multiplicity)
+    assert refs.charges == [-1, 0, 1] and refs.multiplicities == [1, 2, 3]
+    np.testing.assert_allclose(refs.atom_refs, REFS, atol=1e-3)
+    np.testing.assert_allclose(refs.charge_offsets, [6.5, 0.0, 6.5], atol=1e-3)
+    np.testing.assert_allclose(refs.multiplicity_offsets, [0.0, 0.8, 1.6], atol=1e-3)
+    residual = energy - refs.energy(z, offsets, charge, multiplicity)
     assert np.abs(residual).max() < 1e-2
+
+
+def test_two_cations_give_a_physical_reference_to_an_unseen_cation():
+    """Per-charge element tables were minimum-norm garbage here (H at -491 eV); a molecular offset is not."""
+    rng = np.random.default_rng(2)
+    z, offsets, energy, charge, multiplicity = synthetic(rng, 60, noise=0.3)
+    cations = np.array([6, 1, 1, 1, 1, 8, 1, 1, 6, 1, 1, 1, 8, 8]), np.array([0, 7, 14])  # CH5O+ and CH4O2+
+    cation_energy = np.bincount(np.repeat([0, 1], 7), weights=REFS[cations[0]]) + [9.8, 10.9]
+    z = np.concatenate([z, cations[0]])
+    offsets = np.concatenate([offsets, offsets[-1] + cations[1][1:]])
+    energy = np.concatenate([energy, cation_energy])
+    charge, multiplicity = np.concatenate([charge, [1, 1]]), np.concatenate([multiplicity, [2, 2]])
+    for fit in ("element_charge", "element_state"):
+        refs = fit_references(z, offsets, energy, 10, fit, charge, multiplicity)
+        unseen = np.array([8, 6, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])  # C3H12O: no such cation in training
+        ends = np.array([0, len(unseen)])
+        cation = refs.energy(unseen, ends, np.array([1]), np.array([2]))
+        neutral = refs.energy(unseen, ends, np.array([0]), np.array([1]))
+        assert abs(float(cation[0] - neutral[0])) < 20.0, (fit, cation, neutral)
+        assert 5.0 < float(cation[0] - neutral[0]) < 15.0
 
 
 def test_molecules_with_elements_missing_from_train_move_to_train():

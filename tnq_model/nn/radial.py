@@ -15,10 +15,17 @@ def cosine_cutoff(dist: Tensor, cutoff: float) -> Tensor:
 
 
 class ExpNormalBasis(nn.Module):
-    """Exponential-normal radial basis (PhysNet form, as in TensorNet).
+    """Exponential-normal radial basis (PhysNet form), with torchmd-net 3.1's means and widths.
 
-    e_k(d) = phi(d) * exp(-beta_k (exp(-alpha d) - mu_k)^2), alpha = 5 / r_c, with means mu_k evenly
-    spaced between exp(-5) and 1, widths beta_k = (2 (1 - exp(-5)) / K)^-2 and phi the cosine cutoff.
+    e_k(d) = phi(d) * exp(-beta_k (exp(-alpha d) - mu_k)^2), alpha = 5 / r_c, phi the cosine cutoff,
+    means mu_k evenly spaced between exp(-r_c) and 1 (k = 0..K-1) and equal widths
+    beta_k = (2 (1 - exp(-r_c)) / K)^-2: torchmd-net's ExpNormalSmearing with cutoff_lower = 0.
+    As there, mu and beta are computed in float32 whatever the model dtype (torchmd-net builds its
+    basis in float32 and casts it), so float64 models hold the same float32-rounded values.
+
+    mu and beta are state_dict entries (buffers, or parameters when trainable): a loaded checkpoint
+    keeps the values it was trained with. Before this formula tnq started the means at exp(-5) for
+    every cutoff (identical at r_c = 5 Å); such checkpoints still restore their own means and widths.
 
     Args:
         num_rbf: number of functions K.
@@ -30,9 +37,10 @@ class ExpNormalBasis(nn.Module):
         super().__init__()
         self.cutoff = cutoff
         self.alpha = 5.0 / cutoff
-        start = math.exp(-5.0)
-        means = torch.linspace(start, 1.0, num_rbf)
-        betas = torch.full((num_rbf,), (2.0 / num_rbf * (1.0 - start)) ** -2)
+        # Same float32 operations as torchmd-net 3.1's ExpNormalSmearing._initial_params.
+        start = torch.exp(torch.tensor(-float(cutoff), dtype=torch.float32))
+        means = torch.linspace(start, 1.0, num_rbf, dtype=torch.float32)
+        betas = ((2.0 / num_rbf * (1.0 - start)) ** -2).expand(num_rbf).clone()
         if trainable:
             self.means = nn.Parameter(means)
             self.betas = nn.Parameter(betas)

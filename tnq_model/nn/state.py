@@ -52,6 +52,12 @@ def validate_state(state: Sequence[str], state_mode: str, lambda_mode: str) -> t
         raise TnqError(f"unknown state_mode {state_mode!r}; use one of {STATE_MODES}")
     if lambda_mode not in LAMBDA_MODES:
         raise TnqError(f"unknown lambda_mode {lambda_mode!r}; use one of {LAMBDA_MODES}")
+    if state_mode == "tensornet" and lambda_mode == "constant" and len(names) > 1:
+        raise TnqError(
+            f"lambda_mode='constant' adds the attributes {names} with one lambda, so states such as "
+            "(Q=-1, doublet) and (Q=0, singlet) get the same energy; use lambda_mode='channel' (the default) "
+            "or state_mode='spooky', or condition on one attribute"
+        )
     return names
 
 
@@ -121,17 +127,31 @@ def atom_attributes(
     return torch.stack(columns, dim=1)
 
 
+def channel_lambdas(num_attributes: int, channels: int) -> Tensor:
+    """Initial lambda (K, C) of the channel mode: 0.1 (1 + cos(pi (k + 1) (c + 1/2) / C) / 2) for attribute k.
+
+    Each attribute starts with its own cosine pattern over the channels, so for C >= 2 the K rows are
+    linearly independent: a_i -> 1 + a_i lambda is one-to-one, and no two states (for example
+    (Q = -1, 2S = 1) and (Q = 0, 2S = 0)) share a factor, even before training.
+    """
+    k = torch.arange(1, num_attributes + 1, dtype=torch.float64).unsqueeze(1)
+    c = torch.arange(channels, dtype=torch.float64) + 0.5
+    return CONSTANT_LAMBDA * (1.0 + 0.5 * torch.cos(math.pi * k * c / channels))
+
+
 class StateScale(nn.Module):
     """Per-atom factor 1 + sum_k lambda_k a_ik of one interaction layer (Simeon et al. 2024).
 
-    Modes: ``constant`` (lambda = 0.1, not trained), ``learnable`` (one lambda per attribute),
-    ``channel`` (one lambda per attribute and channel).
+    Modes: ``constant`` (lambda = 0.1, not trained; one attribute only), ``learnable`` (one lambda per
+    attribute), ``channel`` (one lambda per attribute and channel, started apart by :func:`channel_lambdas`).
     """
 
     def __init__(self, num_attributes: int, channels: int, mode: str) -> None:
         super().__init__()
-        width = channels if mode == "channel" else 1
-        lam = torch.full((num_attributes, width), CONSTANT_LAMBDA)
+        if mode == "channel":
+            lam = channel_lambdas(num_attributes, channels)
+        else:
+            lam = torch.full((num_attributes, 1), CONSTANT_LAMBDA, dtype=torch.float64)
         if mode == "constant":
             self.register_buffer("lam", lam)
         else:
@@ -160,31 +180,37 @@ class ResidualMLP(nn.Module):
 class ElectronicEmbedding(nn.Module):
     """SpookyNet's electronic embedding of one state value (Unke et al., Nat. Commun. 12, 7273, 2021).
 
-    Each atom attends to an embedding of the value psi of its segment (its molecule for Q and 2S, the
-    atom itself for a partial charge): e = (relu(psi), relu(-psi)) for signed values (separate weights
-    for positive and negative charge) or |psi| for spin; k = W_k e / max(e, 1), v = W_v e, q_i = W_q x_i,
-    a_i = softplus(k . q_i / sqrt(C)); the atom receives MLP(a_i / sum_{j in segment} a_j * v), which is
-    added to its nuclear embedding x_i. psi = 0 gives exactly zero.
+    The value psi enters as e = (relu(psi), relu(-psi)) for signed values (separate weights for positive
+    and negative charge) or |psi| for spin, with values v = W_v e. For a molecular value (Q or 2S),
+    each atom attends to it: k = W_k e / max(e, 1), q_i = W_q x_i, a_i = softplus(k . q_i / sqrt(C)),
+    and atom i receives MLP(a_i / sum_{j in molecule} a_j * v), so the state is shared out over the
+    molecule by the atoms' environments. For a per-atom value (a partial charge) attention over a
+    segment of one atom is the constant weight 1, so that path is the per-atom MLP(v) of the atom's own
+    charge, with no query or key. The result is added to the nuclear embedding x_i; psi = 0 gives zero.
     """
 
-    def __init__(self, channels: int, signed: bool) -> None:
+    def __init__(self, channels: int, signed: bool, per_atom: bool = False) -> None:
         super().__init__()
         self.signed = signed
+        self.per_atom = per_atom
         inputs = 2 if signed else 1
-        self.query = nn.Linear(channels, channels)
-        self.key = nn.Linear(inputs, channels, bias=False)
+        self.query = None if per_atom else nn.Linear(channels, channels)
+        self.key = None if per_atom else nn.Linear(inputs, channels, bias=False)
         self.value = nn.Linear(inputs, channels, bias=False)
         self.mlp = ResidualMLP(channels)
 
     def forward(self, x: Tensor, psi: Tensor, segment: Tensor, num_segments: int) -> Tensor:
-        """Nuclear embedding x (N, C), per-atom value psi (N,), segment (N,) -> embedding (N, C)."""
+        """Nuclear embedding x (N, C), per-atom value psi (N,), molecule index (N,) -> embedding (N, C)."""
         if self.signed:
             e = F.relu(torch.stack((psi, -psi), dim=-1))
         else:
             e = psi.abs().unsqueeze(-1)
+        value = self.value(e)
+        if self.query is None or self.key is None:
+            return self.mlp(value)
         key = self.key(e / torch.clamp(e, min=1.0))
         score = (key * self.query(x)).sum(-1) / math.sqrt(x.shape[-1])
         weight = F.softplus(score)
         total = torch.zeros(num_segments, dtype=x.dtype, device=x.device).index_add(0, segment, weight)
         weight = weight / (total[segment] + 1e-8)
-        return self.mlp(weight.unsqueeze(-1) * self.value(e))
+        return self.mlp(weight.unsqueeze(-1) * value)

@@ -34,8 +34,9 @@ class TensorNet(nn.Module):
             ``()`` is plain TensorNet.
         state_mode: ``"tensornet"`` (per-atom factor 1 + sum_k lambda_k a_ik in every layer) or
             ``"spooky"`` (SpookyNet electronic embeddings added to the atom embedding).
-        lambda_mode: ``"constant"`` (0.1), ``"learnable"`` (per attribute and layer) or ``"channel"``
-            (per attribute, layer and channel); used by the ``"tensornet"`` state mode.
+        lambda_mode: ``"channel"`` (per attribute, layer and channel; the default: it separates every
+            state), ``"learnable"`` (per attribute and layer) or ``"constant"`` (0.1, torchmd-net 3.1's
+            model; one attribute only); used by the ``"tensornet"`` state mode.
         dtype: parameter dtype (float32 or float64).
 
     Attributes ``dense_min_fill`` and ``edge_chunk`` tune speed only, never results: molecule-size groups
@@ -44,7 +45,6 @@ class TensorNet(nn.Module):
     """
 
     state: List[str]
-    per_atom_state: List[bool]
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class TensorNet(nn.Module):
         trainable_rbf: bool = False,
         state: Sequence[str] = (),
         state_mode: str = "tensornet",
-        lambda_mode: str = "constant",
+        lambda_mode: str = "channel",
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
@@ -79,8 +79,10 @@ class TensorNet(nn.Module):
             [Interaction(hidden_channels, num_rbf, num_scaled, lambda_mode) for _ in range(num_layers)]
         )
         spooky = names if state_mode == "spooky" else ()
-        self.electronic = nn.ModuleList([ElectronicEmbedding(hidden_channels, name != "spin") for name in spooky])
-        self.per_atom_state = [name.startswith(PARTIAL_CHARGE_PREFIX) for name in spooky]
+        self.electronic = nn.ModuleList([
+            ElectronicEmbedding(hidden_channels, name != "spin", name.startswith(PARTIAL_CHARGE_PREFIX))
+            for name in spooky
+        ])
         self.readout = ScalarReadout(hidden_channels)
         self.to(dtype)
 
@@ -134,11 +136,7 @@ class TensorNet(nn.Module):
         nuclear = self.atom_embedding(z)
         x = nuclear
         for k, electronic in enumerate(self.electronic):
-            if self.per_atom_state[k]:  # partial charges: each atom is its own segment
-                atoms = torch.arange(z.shape[0], device=z.device)
-                x = x + electronic(nuclear, attributes[:, k], atoms, z.shape[0])
-            else:
-                x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
+            x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
         tensors = self.embedding(x, blocks, cut, rbf, unit)
         for layer in self.layers:
             tensors = layer(tensors, blocks, cut, rbf, attributes)
