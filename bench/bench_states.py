@@ -15,6 +15,8 @@ import json
 import sys
 import tempfile
 import time
+import zlib
+from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,8 @@ CONDITIONINGS: dict[str, dict[str, Any]] = {
 #: loss before per-quantity scaling: eV/atom and eV/Å errors weighted 1 : 10. Rows whose force weight exceeds
 #: their energy weight count as force-weighted in the goal check.
 LOSS_VARIANTS: dict[str, dict[str, Any]] = {
-    "force-weighted": {"loss.energy_weight": 1.0, "loss.force_weight": 10.0},
+    "equal-weights": {"loss.energy_weight": 1.0, "loss.force_weight": 1.0},
+    "forces-100": {"loss.energy_weight": 1.0, "loss.force_weight": 100.0},
     "old-loss": {"loss.energy_weight": 1.0, "loss.force_weight": 10.0, "loss.scaled": False},
 }
 TRIPLET = (0, 3)
@@ -149,7 +152,8 @@ def held_out_check(args: argparse.Namespace, base: dict[str, Any], store: Path, 
     splits = cover_elements(splits, molecule_elements(whole.column("z"), whole.column("atom_offset"),
                                                       whole.column("molecule")))
     held = [smiles[i] for i in splits["train"][::2]]
-    train_store, eval_store = data_paths(args, "heldout-train"), data_paths(args, "heldout-eval")
+    tag = f"heldout{zlib.crc32(' '.join(held).encode()):08x}"  # the cache name follows the held-out molecules
+    train_store, eval_store = data_paths(args, f"{tag}-train"), data_paths(args, f"{tag}-eval")
     pairs = [(s, TRIPLET) for s in held]
     ensure_store(train_store, lambda p: write_states_store(p, smiles, args.geometries, seed=args.seed, exclude=pairs))
     ensure_store(eval_store, lambda p: write_states_store(p, held, args.geometries, (STATES[0], TRIPLET),
@@ -169,7 +173,8 @@ def held_out_check(args: argparse.Namespace, base: dict[str, Any], store: Path, 
         result[name] = {"triplet_energy_mae_meV": error_metrics(pred_eval, triplet)["energy_mae_meV"],
                         "test_energy_mae_meV": row["energy_mae_meV"], "seconds": row["seconds"]}
     if pred_eval is not None:  # the eval store holds each geometry as singlet then triplet
-        singlet, triplet = pred_eval.energy_true[pred_eval.multiplicity == 1], pred_eval.energy_true[pred_eval.multiplicity == 3]
+        true, mult = pred_eval.energy_true, pred_eval.multiplicity
+        singlet, triplet = true[mult == 1], true[mult == 3]
         result["singlet_as_triplet_mae_meV"] = float(1000 * np.abs(triplet - singlet).mean())
     if (runs / "default" / "best.pt").is_file():  # the main default run saw these triplets in training
         seen = predictions(runs / "default", eval_store)
@@ -178,10 +183,11 @@ def held_out_check(args: argparse.Namespace, base: dict[str, Any], store: Path, 
 
 
 def data_paths(args: argparse.Namespace, kind: str) -> Path:
+    """The cached store `kind` for this size and seed."""
     return Path(args.data) / f"{kind}-m{args.molecules}-g{args.geometries}-s{args.seed}"
 
 
-def ensure_store(path: Path, write) -> None:
+def ensure_store(path: Path, write: Callable[[Path], str]) -> None:
     """Write the store at `path` unless it is already there (stores are deterministic)."""
     try:
         open_store(path)
@@ -212,7 +218,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
           + f" {'seconds':>8s}")
     for row in rows:
         if "energy_mae_meV" not in row:
-            print(f"{row['name']:26s} {'refused: ' + row['refused'] if 'refused' in row else 'FAILED: ' + row['failed']}")
+            why = f"refused: {row['refused']}" if "refused" in row else f"FAILED: {row['failed']}"
+            print(f"{row['name']:26s} {why}")
             continue
         by_state = row["energy_mae_meV_by_state"]
         print(f"{row['name']:26s} {fmt(row['energy_mae_meV'])} {fmt(row['force_mae_meV_per_A'])} "
@@ -230,17 +237,35 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     for other in ("none", "charge-only"):
         if other in done:
             out[f"{other}/default energy"] = done[other]["energy_mae_meV"] / default["energy_mae_meV"]
-    weighted = [row["force_mae_meV_per_A"] for row in done.values() if row["loss"]["force_weight"] > row["loss"]["energy_weight"]]
+    weighted = [row["force_mae_meV_per_A"] for row in done.values()
+                if row["loss"]["force_weight"] > row["loss"]["energy_weight"]]
     if weighted:
         out["default force / best force-weighted force"] = default["force_mae_meV_per_A"] / min(weighted)
     return out
+
+
+def print_heldout(heldout: dict[str, Any]) -> None:
+    print(f"\nheld-out triplets ({heldout['n_triplet_conformers']} conformers of "
+          f"{len(heldout['held_out_molecules'])} training molecules whose triplet was left out), energy MAE meV:")
+    for name in ("default", "none"):
+        part = heldout[name]
+        if "triplet_energy_mae_meV" in part:
+            print(f"  {name + ' conditioning':36s}{part['triplet_energy_mae_meV']:8.1f}   "
+                  f"(its test MAE {part['test_energy_mae_meV']:.1f}, {part['seconds']:.0f} s)")
+        else:
+            print(f"  {name + ' conditioning':36s} {part.get('refused') or part.get('failed')}")
+    for key, label in (("singlet_as_triplet_mae_meV", "singlet energy as triplet energy"),
+                       ("default_seen_triplet_mae_meV", "default, triplets seen (main run)")):
+        if key in heldout:
+            print(f"  {label:36s}{heldout[key]:8.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/tmp/tnq-bench-states", help="cache folder of the GFN2-xTB stores")
     parser.add_argument("--runs", help="folder for the run directories (default: a new temporary folder)")
-    parser.add_argument("--molecules", type=int, default=len(STATE_SMILES), help=f"first N of {len(STATE_SMILES)} molecules")
+    parser.add_argument("--molecules", type=int, default=len(STATE_SMILES),
+                        help=f"first N of the {len(STATE_SMILES)} molecules")
     parser.add_argument("--geometries", type=int, default=5, help="geometries per molecule (each in 4 states)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the geometries")
     parser.add_argument("--split-seed", type=int, default=0)
@@ -255,7 +280,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every run, e.g. loss.energy_weight=100 (repeatable)")
     parser.add_argument("--loss-variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                        help="extra row default+NAME, e.g. e100:loss.energy_weight=100,loss.force_weight=1")
+                        help="extra row default+NAME: the default conditioning with these overrides (any config keys), "
+                             "e.g. e100:loss.energy_weight=100,loss.force_weight=1 (repeatable)")
     parser.add_argument("--only", help="comma-separated row names to run (heldout: the held-out check)")
     parser.add_argument("--no-heldout", action="store_true", help="skip the held-out spin-state check")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -278,13 +304,13 @@ def main() -> None:
     ensure_store(store, lambda p: write_states_store(p, STATE_SMILES[:args.molecules], args.geometries, seed=args.seed))
     runs = Path(args.runs or tempfile.mkdtemp(prefix="tnq-bench-states-"))
     base = budget(args)
-    defaults = make_config({**base, **args.extra}, store, runs / "unused")
+    defaults = make_config({**base, **CONDITIONINGS["default"], **args.extra}, store, runs / "unused")
     print(f"store {store} ({open_store(store).n_conformers} conformers, {args.molecules} molecules x "
           f"{args.geometries} geometries x {len(STATES)} states); runs in {runs}")
     print(f"budget: {base}; --set: {args.extra}")
-    print(f"default row (budget + defaults at run time): state {defaults.state}, model {defaults.model.model_dump(mode='json')}, "
-          f"loss {defaults.loss.model_dump(mode='json')}, optim {defaults.optim.model_dump(mode='json')}, "
-          f"references {defaults.references!r}")
+    print(f"default row (budget + defaults at run time): state {defaults.state}, "
+          f"model {defaults.model.model_dump(mode='json')}, loss {defaults.loss.model_dump(mode='json')}, "
+          f"optim {defaults.optim.model_dump(mode='json')}, references {defaults.references!r}")
 
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
@@ -302,17 +328,7 @@ def main() -> None:
     heldout = None
     if not args.no_heldout and (only is None or "heldout" in only):
         heldout = held_out_check(args, base, store, runs)
-        print(f"\nheld-out triplets ({heldout['n_triplet_conformers']} conformers of {len(heldout['held_out_molecules'])} "
-              "training molecules whose triplet was left out), energy MAE meV:")
-        for name in ("default", "none"):
-            part = heldout[name]
-            print(f"  {name:36s}" + (f"{part['triplet_energy_mae_meV']:8.1f}   (test MAE {part['test_energy_mae_meV']:.1f},"
-                                      f" {part['seconds']:.0f} s)" if "triplet_energy_mae_meV" in part
-                                      else f" {part.get('refused') or part.get('failed')}"))
-        for key, label in (("singlet_as_triplet_mae_meV", "singlet energy as triplet"),
-                           ("default_seen_triplet_mae_meV", "default, triplets seen (main run)")):
-            if key in heldout:
-                print(f"  {label:36s}{heldout[key]:8.1f}")
+        print_heldout(heldout)
     total = time.perf_counter() - start
     print(f"\ntotal {total:.0f} s")
     if args.json:

@@ -23,7 +23,7 @@ __all__ = ["STATES", "STATE_SMILES", "state_geometries", "write_states_store"]
 #: (total charge e, multiplicity 2S+1): neutral singlet, cation doublet, anion doublet, neutral triplet.
 STATES: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (-1, 2), (0, 3))
 #: Small neutral closed-shell molecules (H, C, N, O, F; 2-7 heavy atoms) for which GFN2-xTB converges in
-#: every state of `STATES` on 8 displaced geometries (seed 0).
+#: every state of `STATES` on 10 displaced geometries for seeds 0, 1 and 2 (4800 calculations, none failed).
 STATE_SMILES: tuple[str, ...] = (
     "CCO", "CC(C)O", "CCCO", "CC(C)=O", "CC(=O)O", "CC(=O)N", "COC=O", "CC(=O)OC", "C1CC1", "C1CCC1", "C1CCOC1",
     "C1CCNC1", "c1ccccc1", "c1ccncc1", "c1ccoc1", "c1cc[nH]c1", "Cc1ccccc1", "Oc1ccccc1", "Nc1ccccc1", "Fc1ccccc1",

@@ -39,7 +39,7 @@ class LossConfig(_Section):
     kind: Literal["mse", "l1", "huber"] = "mse"
     scaled: bool = True
     energy_weight: float = Field(1.0, ge=0)
-    force_weight: float = Field(1.0, ge=0)
+    force_weight: float = Field(10.0, ge=0)
     huber_delta: PositiveFloat = 0.01
 
 

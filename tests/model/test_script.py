@@ -36,18 +36,13 @@ def test_torchscript_matches_eager(make_model, batched, options: dict, dtype: to
     torch.testing.assert_close(script, eager)
 
 
-INDUCTOR_OPEN = pytest.mark.xfail(
-    reason="open, intermittent: inductor (CPU) forces can differ from eager in the tensornet state mode"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "options, backend",
     [
         (MODES[1], "aot_eager"),
         (MODES[2], "aot_eager"),
-        pytest.param(MODES[1], "inductor", marks=INDUCTOR_OPEN),
+        (MODES[1], "inductor"),
         (MODES[2], "inductor"),
     ],
     ids=["tensornet-aot_eager", "spooky-aot_eager", "tensornet-inductor", "spooky-inductor"],
