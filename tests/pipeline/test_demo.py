@@ -1,0 +1,23 @@
+"""The README's demo end to end (slow): its training learns energies and keeps a checkpoint near the best one."""
+
+import csv
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_demo_validation_energy_falls_and_best_checkpoint_is_near_the_lowest(tmp_path):
+    done = subprocess.run(["tnq-data", "-q", "run", str(REPO / "pipelines" / "demo.yaml"), "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "runs" / "train-spice"
+    with open(run / "metrics.csv") as handle:
+        val = [float(row["val_energy_mae_meV"]) for row in csv.DictReader(handle)]
+    assert min(val) < 0.6 * val[0], val
+    best_epoch = torch.load(run / "best.pt", weights_only=True)["extra"]["train_state"]["epoch"]
+    assert val[best_epoch - 1] <= 1.25 * min(val), (best_epoch, val)
