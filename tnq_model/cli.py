@@ -12,7 +12,7 @@ from tnq_data.cli.app import print_json, run_app
 from .config import resolve_config
 
 app = typer.Typer(name="tnq-train", help="Train and evaluate charge- and spin-aware TensorNet potentials.",
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, no_args_is_help=True)
 
 
 def _state(value: str | None) -> list[str] | None:

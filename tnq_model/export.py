@@ -7,6 +7,8 @@ from typing import Union
 
 import torch
 
+from tnq_data.errors import TnqError
+
 from .checkpoint import load_potential
 
 #: Name of the JSON config stored inside the exported file (``torch.jit.load(..., _extra_files=...)``).
@@ -19,8 +21,10 @@ def export_torchscript(checkpoint_path: Union[str, PathLike], out_path: Union[st
     The scripted module has ``forward(z, pos, batch, total_charge, multiplicity, partial_charges=None)``
     -> energies (B,) eV and ``energy_and_forces(...)`` -> (energies eV, forces eV/Å), as Potential.
     """
+    out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise TnqError(f"cannot write {out_path}: folder {out_path.parent} does not exist; create it or choose another out_path")
     potential = load_potential(checkpoint_path)
     scripted = torch.jit.script(potential)
-    out_path = Path(out_path)
     torch.jit.save(scripted, str(out_path), _extra_files={CONFIG_FILE: json.dumps(potential.config())})
     return out_path
