@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sample_states import STATE_SMILES, STATES, write_states_store
 from tnq_data.store import open_store
 from tnq_model.checkpoint import load_potential

@@ -11,7 +11,7 @@ import pytest
 import typer
 
 import tnq_data.cli as data_cli
-from tnq_data.cli.app import run_app
+from tnq_core.cli import run_app
 from tnq_model import cli as train_cli
 
 
@@ -74,7 +74,7 @@ def test_export_to_a_missing_folder_is_one_line(tmp_path, capsys) -> None:
 
 SLEEPER = """
 import time, typer
-from tnq_data.cli.app import run_app
+from tnq_core.cli import run_app
 app = typer.Typer()
 @app.command()
 def wait() -> None:

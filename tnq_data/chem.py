@@ -3,7 +3,7 @@
 import numpy as np
 from rdkit import Chem, rdBase
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 def mol_from_mapped_smiles(smiles: str) -> Chem.Mol:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tnq_data.sources.download import file_checksum
+from tnq_core.hashing import file_checksum
 from tnq_data.store.format import MoleculeBatch
 
 #: Drop reasons in the order they are checked, with what each means (shown by `docs/sources.md`).

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from rdkit.Chem import AllChem
 from scipy.optimize import minimize
 from tblite.interface import Calculator
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sample_molecules import QMSPIN_CARBENES, SPICE_MOLECULES, SampleCarbene, SampleMolecule
 from tnq_data.units import BOHR_TO_ANGSTROM
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from rdkit.Chem import AllChem
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sample import _single_threaded_openmp, gfn2_singlepoint, mapped_molecule
 from tnq_data.store import MoleculeBatch, write_store
 from tnq_data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV

@@ -3,12 +3,18 @@
 The ASE calculator lives in ``tnq_model.ase`` (imported on demand).
 """
 
+from tnq_core.errors import register_one_line_error
+
 from .checkpoint import Predictor, load, load_potential, save_checkpoint
 from .export import export_torchscript
 from .nn import TensorNet, multiplicity_to_spin
+from .nn.errors import ModelInputError
 from .potential import Potential
 
+register_one_line_error(ModelInputError)
+
 __all__ = [
+    "ModelInputError",
     "Potential",
     "Predictor",
     "TensorNet",

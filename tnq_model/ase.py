@@ -8,7 +8,7 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 from .checkpoint import load
 

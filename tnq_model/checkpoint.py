@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
+from .nn.errors import ModelInputError
 from .nn.state import PARTIAL_CHARGE_PREFIX
 from .potential import Potential
 
@@ -110,7 +111,7 @@ def load_potential(path: Union[str, PathLike], device: Union[str, torch.device] 
     payload = read_checkpoint(path)
     try:
         potential = Potential.from_config(payload["config"])
-    except TnqError as err:
+    except ModelInputError as err:
         raise TnqError(f"cannot load {path}: {err}") from None
     potential.load_state_dict(payload["state_dict"])
     return potential.to(device).eval()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tnq_data.cli.app import print_json, run_app
+from tnq_core.cli import print_json, run_app
 
 from .config import resolve_config
 

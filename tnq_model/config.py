@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 #: A state the model is conditioned on: total charge, spin, or one partial-charge column of the store.
 StateName = Annotated[str, StringConstraints(pattern=r"^(charge|spin|charges/[A-Za-z0-9_.+-]+)$")]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store.reader import Shard, Store
 
 Batch = dict[str, torch.Tensor]

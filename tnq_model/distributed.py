@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 @dataclass

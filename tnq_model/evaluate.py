@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store import open_store
 
 from .checkpoint import load_potential, read_checkpoint

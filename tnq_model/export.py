@@ -7,7 +7,7 @@ from typing import Union
 
 import torch
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 from .checkpoint import load_potential
 

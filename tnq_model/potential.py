@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 from .nn.state import multiplicity_to_spin
 from .nn.tensornet import TensorNet

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 SPLITS = ("train", "val", "test")
 

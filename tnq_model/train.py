@@ -19,8 +19,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from tnq_data.errors import TnqError
-from tnq_data.progress import progress_bar
+from tnq_core.errors import TnqError
+from tnq_core.progress import progress_bar
 from tnq_data.store import open_store
 from tnq_data.store.reader import Store
 

@@ -9,8 +9,8 @@ import pytest
 
 from tnq_data.charges import check_store, compute_charges
 from tnq_data.cli import app
-from tnq_data.cli.app import run_app
-from tnq_data.errors import TnqError
+from tnq_core.cli import run_app
+from tnq_core.errors import TnqError
 from tnq_data.store import open_store
 
 IBUPROFEN = "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O"

@@ -158,7 +158,7 @@ def test_mbis_compute_without_the_extra_names_it(monkeypatch):
     import sys
 
     from tnq_data.charges.registry import get_scheme
-    from tnq_data.errors import TnqError
+    from tnq_core.errors import TnqError
 
     monkeypatch.setitem(sys.modules, "horton_part", None)  # import fails as if the extra were not installed
     with pytest.raises(TnqError, match="extra mbis"):

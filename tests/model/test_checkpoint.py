@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tnq_model
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_model import Potential, export_torchscript, save_checkpoint
 from tnq_model.checkpoint import read_checkpoint
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_model import Potential, multiplicity_to_spin
 
 

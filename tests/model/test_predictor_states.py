@@ -10,7 +10,7 @@ import torch
 from ase import Atoms
 
 import tnq_model
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_model import Potential, save_checkpoint
 from tnq_model.ase import TNQCalculator
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from tnq_data.errors import TnqError
+from tnq_model import ModelInputError
 from tnq_model import TensorNet
 
 MODES = [
@@ -73,7 +73,7 @@ def test_constant_lambda_is_torchmdnet_for_one_attribute(make_model, molecules) 
 
 def test_constant_lambda_with_several_attributes_is_refused(make_model) -> None:
     for state in [("charge", "spin"), ("charge", "charges/am1bcc")]:
-        with pytest.raises(TnqError, match="lambda_mode='channel'") as info:
+        with pytest.raises(ModelInputError, match="lambda_mode='channel'") as info:
             make_model(state=state, lambda_mode="constant")
         assert "\n" not in str(info.value)
 
@@ -129,16 +129,16 @@ def test_empty_state_has_the_parameters_of_plain_tensornet(make_model) -> None:
 
 def test_missing_or_undeclared_state_is_an_error(make_model, batched) -> None:
     z, pos, batch = batched
-    with pytest.raises(TnqError, match="conditioned on 'charge'"):
+    with pytest.raises(ModelInputError, match="conditioned on 'charge'"):
         make_model(state=("charge",))(z, pos, batch)
-    with pytest.raises(TnqError, match="not conditioned on 'spin'"):
+    with pytest.raises(ModelInputError, match="not conditioned on 'spin'"):
         make_model(state=("charge",))(z, pos, batch, torch.zeros(3), torch.zeros(3))
-    with pytest.raises(TnqError, match=r"expected \(3,\)"):
+    with pytest.raises(ModelInputError, match=r"expected \(3,\)"):
         make_model(state=("spin",))(z, pos, batch, spin=torch.zeros(2))
     model = make_model(state=("charges/a", "charges/b"))
-    with pytest.raises(TnqError, match="partial_charges has shape"):
+    with pytest.raises(ModelInputError, match="partial_charges has shape"):
         model(z, pos, batch, partial_charges=torch.zeros(len(z)))
-    with pytest.raises(TnqError, match="NaN"):
+    with pytest.raises(ModelInputError, match="NaN"):
         model(z, pos, batch, partial_charges=torch.full((len(z), 2), float("nan")))
 
 
@@ -153,5 +153,5 @@ def test_missing_or_undeclared_state_is_an_error(make_model, batched) -> None:
     ],
 )
 def test_invalid_state_options(options, message) -> None:
-    with pytest.raises(TnqError, match=message):
+    with pytest.raises(ModelInputError, match=message):
         TensorNet(**options)

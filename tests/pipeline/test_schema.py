@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.pipeline import load_pipeline, plan
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sources.archive import extract_dir, safe_extract
 
 CONTENT = {"QMspin/readme.txt": b"carbenes\n", "QMspin/geometries/1_t.xyz": b"3\n\nC 0 0 0\n" * 50}

@@ -6,7 +6,7 @@ import pytest
 from tnq_data.chem import (atomic_numbers, electron_count, formal_charge, inconsistent_spin, mapped_smiles_summary,
                            mol_from_mapped_smiles,
                            multiplicity_consistent, multiplicity_from_smiles)
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 def test_atoms_follow_the_map_order():

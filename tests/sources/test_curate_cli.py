@@ -3,7 +3,7 @@
 import pytest
 
 from tnq_data.cli import app
-from tnq_data.cli.app import run_app
+from tnq_core.cli import run_app
 from tnq_data.store import open_store
 
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core import hashing
+from tnq_core.errors import TnqError
+from tnq_core.hashing import file_checksum
 from tnq_data.sources import download as download_module
 from tnq_data.sources.catalog import lookup
-from tnq_data.sources.download import download, fetch_dataset, file_checksum
+from tnq_data.sources.download import download, fetch_dataset
 
 from .conftest import HttpFile, HttpServer
 
@@ -162,7 +164,7 @@ def test_download_larger_than_free_space_is_refused(http_server: HttpServer, tmp
 
 
 def test_file_checksum_reads_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(download_module, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(hashing, "CHUNK_BYTES", 4096)
     (tmp_path / "blob").write_bytes(BODY)
     assert file_checksum(tmp_path / "blob") == SHA256
     assert file_checksum(tmp_path / "blob", "md5") == MD5

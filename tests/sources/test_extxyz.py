@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sources.extxyz import import_xyz
 from tnq_data.store import open_store
 

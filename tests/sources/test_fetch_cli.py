@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tnq_data.cli import app
-from tnq_data.cli.app import run_app
+from tnq_core.cli import run_app
 
 from .conftest import HttpFile, HttpServer
 

@@ -5,7 +5,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sources.qmspin import curate_qmspin
 from tnq_data.store import open_store
 from tnq_data.units import HARTREE_TO_EV

@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.sources import spice
 from tnq_data.sources.spice import PUBCHEM_SUBSETS, curate_spice
 from tnq_data.store import open_store

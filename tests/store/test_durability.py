@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store import open_store, write_store
 from tnq_data.store.verify import verify_store
 

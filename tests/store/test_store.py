@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store import Column, MoleculeBatch, add_columns, open_store, set_head, write_store
 from tnq_data.store.format import concat_batches
 from tnq_data.store.summary import store_diff, store_log

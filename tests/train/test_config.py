@@ -2,7 +2,7 @@
 
 import pytest
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_model.config import TrainConfig, resolve_config, write_config
 
 

@@ -79,7 +79,7 @@ def test_conformers_with_failed_partial_charges_are_not_usable(make_store):
 
 
 def test_too_few_shards_for_the_processes_is_an_error(make_store):
-    from tnq_data.errors import TnqError
+    from tnq_core.errors import TnqError
 
     store = open_store(make_store(5, shard_bytes=10**7))
     with pytest.raises(TnqError, match="1 shard"):

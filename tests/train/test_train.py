@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tnq_data.cli.app import run_app
+from tnq_core.cli import run_app
 from tnq_data.store import open_store, write_store
 from tnq_model.checkpoint import read_checkpoint
 from tnq_model.cli import app
@@ -107,3 +107,11 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path, make_store, tiny, capsy
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("error:") for line in lines)
     assert "charges/am1bcc" in lines[1]
+
+
+def test_a_model_that_confuses_states_is_refused_in_one_line(make_store, tmp_path, capsys):
+    config = tmp_path / "constant.yaml"
+    config.write_text("model: {lambda_mode: constant}\n")
+    code = tnq_train("--store", make_store(10), "--config", config, "--out", tmp_path / "run", "-q")
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: lambda_mode='constant'") and err.count("\n") == 1, err

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 #: Geometry rounding (Å) before hashing: below any physically meaningful difference, above float32 noise.
 GEOMETRY_DECIMALS = 5

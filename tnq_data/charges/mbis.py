@@ -12,7 +12,7 @@ import logging
 import numpy as np
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.units import BOHR_TO_ANGSTROM
 
 #: qc-grid preset of the atomic grids (radial shells and Lebedev orders per element) used by default.

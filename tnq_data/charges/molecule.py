@@ -7,7 +7,7 @@ from rdkit import Chem
 
 from tnq_data import chem
 from tnq_data.charges.base import ChargeFailure
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 def store_mol(smiles: str, z: np.ndarray) -> Chem.Mol:

@@ -13,7 +13,7 @@ import numpy as np
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, as_failure, conserve_charge
 from tnq_data.charges.molecule import unit_mol
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 MODEL = "openff-gnn-am1bcc-1.0.0.pt"
 READOUT = "am1bcc_charges"

@@ -8,7 +8,7 @@ from tnq_data.charges.gfn2 import Gfn2
 from tnq_data.charges.mbis import Mbis
 from tnq_data.charges.mmff94 import Mmff94
 from tnq_data.charges.nagl import Nagl
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 SCHEMES: dict[str, type[Scheme]] = {cls.name: cls for cls in (Am1Bcc, Gasteiger, Mmff94, Formal, Gfn2, Nagl, Mbis)}
 

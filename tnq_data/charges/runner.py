@@ -22,9 +22,9 @@ from tnq_data.charges.check import check_store
 from tnq_data.charges.molecule import canonical_identity, store_mol
 from tnq_data.charges.registry import get_scheme
 from tnq_data.charges.sandbox import sandbox
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.parallel import dask_client
-from tnq_data.progress import progress_bar
+from tnq_core.progress import progress_bar
 from tnq_data.store import Column, add_columns, open_store
 
 #: Chunks in flight per worker thread.

@@ -1,14 +1,10 @@
-"""The Typer application, global options and the error boundary shared by every command."""
+"""The `tnq-data` Typer application and its global options."""
 
-import json
 import sys
 
-import click
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from tnq_data.errors import TnqError
+from tnq_core.cli import run_app
 
 app = typer.Typer(
     name="tnq-data",
@@ -20,7 +16,6 @@ app = typer.Typer(
 
 #: Options shared by every command, set by the callback below.
 state = {"debug": False, "quiet": False}
-console = Console(stderr=True)
 
 
 @app.callback()
@@ -30,54 +25,6 @@ def _global_options(
 ) -> None:
     state["debug"] = debug
     state["quiet"] = quiet
-
-
-def print_json(document: object) -> None:
-    """Print `document` as JSON on stdout: the `--json` output of every command."""
-    typer.echo(json.dumps(document, indent=2, sort_keys=True, default=str))
-
-
-#: Options of every command that may stand anywhere on the command line; they are moved to the front,
-#: where the application's callback reads them.
-GLOBAL_FLAGS = ("-q", "--quiet", "--debug")
-INTERRUPTED = "interrupted; nothing half-written was kept (stores stay at their previous version, downloads keep " \
-    "their .part): re-run the same command to continue"
-
-
-def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """(usage and other click errors, aborts) of the click that typer runs and of the installed click.
-
-    Typer may carry its own copy of click; its classes are found from typer's public exceptions, so the
-    boundary does not depend on typer's version or layout.
-    """
-    vendored = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-    vendored_abort = getattr(sys.modules[vendored.__module__], "Abort", click.exceptions.Abort)
-    return (vendored, click.ClickException), (vendored_abort, click.exceptions.Abort, typer.Abort)
-
-
-def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> int:
-    """Run a Typer app: `TnqError` becomes one line on stderr and its exit code, a usage error click's short
-    usage message and exit code 2, Ctrl-C one line and exit code 130."""
-    args = list(argv if argv is not None else sys.argv[1:])
-    args = [a for a in args if a in GLOBAL_FLAGS] + [a for a in args if a not in GLOBAL_FLAGS]
-    command = typer.main.get_command(application)
-    usage_errors, aborts = _click_errors()
-    try:
-        code = command.main(args=args, prog_name=prog_name, standalone_mode=False)
-        if code == 130:  # typer turns Ctrl-C into exit code 130 without a word
-            raise KeyboardInterrupt
-    except TnqError as err:
-        if "--debug" in args:
-            raise
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
-        return err.exit_code
-    except (KeyboardInterrupt, *aborts):
-        console.print(f"[red]error:[/red] {escape(INTERRUPTED)}", highlight=False, soft_wrap=True)
-        return 130
-    except usage_errors as err:
-        err.show()
-        return err.exit_code
-    return code if isinstance(code, int) else 0
 
 
 def main() -> None:

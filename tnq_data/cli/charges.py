@@ -6,8 +6,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from tnq_core.cli import print_json
 from tnq_data.charges import SCHEMES, check_store, compute_charges
-from tnq_data.cli.app import app, print_json, state
+from tnq_data.cli.app import app, state
 from tnq_data.store import open_store
 
 

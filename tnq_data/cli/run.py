@@ -6,7 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tnq_data.cli.app import app, print_json, state
+from tnq_core.cli import print_json
+from tnq_data.cli.app import app, state
 from tnq_data.pipeline import load_pipeline, plan, run_pipeline, workdir_of
 
 out = Console(highlight=False, soft_wrap=True)

@@ -7,7 +7,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tnq_data.cli.app import app, print_json
+from tnq_core.cli import print_json
+from tnq_data.cli.app import app
 from tnq_data.store.summary import store_diff, store_info, store_log
 from tnq_data.store.verify import verify_store
 

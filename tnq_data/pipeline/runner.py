@@ -16,7 +16,8 @@ from pathlib import Path
 import xxhash
 
 import tnq_data
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
+from tnq_data.pipeline.plugins import stage_plugin
 from tnq_data.pipeline.schema import Pipeline
 from tnq_data.store import set_head
 from tnq_data.store.manifest import canonical_json, read_manifest
@@ -34,6 +35,14 @@ class PlannedStage:
     reason: str
 
 
+def _fresh_dir(path: Path) -> Path:
+    """An empty directory for a stage's new outputs (its previous outputs were made by this pipeline)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @dataclass
 class Context:
     """What every stage executor needs."""
@@ -48,6 +57,17 @@ class Context:
         name, _, member = reference.partition(".")
         outputs = self.outputs[name]
         return {"file": outputs["files"][member]} if member else outputs
+
+    def checkout(self, reference: str) -> Path:
+        """The store of the stage named by `reference`, with HEAD moved back to the version that stage produced."""
+        source = self.resolve(reference)
+        store = Path(source["store"])
+        set_head(store, source["version"])
+        return store
+
+    def fresh_dir(self, folder: str, name: str) -> Path:
+        """An empty WORKDIR/folder/name for a stage's new outputs (e.g. folder "runs")."""
+        return _fresh_dir(self.workdir / folder / name)
 
 
 def stage_key(stage, input_keys: dict[str, str]) -> str:
@@ -112,14 +132,6 @@ def plan(pipeline: Pipeline, workdir: Path, force: tuple[str, ...] = ()) -> list
     return rows
 
 
-def _fresh_dir(path: Path) -> Path:
-    """An empty directory for a stage's new outputs (its previous outputs were made by this pipeline)."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _sample(stage, ctx: Context) -> dict:
     from tnq_data.sample import make_qmspin_sample, make_spice_sample
 
@@ -141,7 +153,7 @@ def _fetch(stage, ctx: Context) -> dict:
 def _curate_spice(stage, ctx: Context) -> dict:
     from tnq_data.sources.spice import curate_spice
 
-    store = _fresh_dir(ctx.workdir / "stores" / stage.name)
+    store = ctx.fresh_dir("stores", stage.name)
     version = curate_spice(Path(ctx.resolve(stage.input)["file"]), store, subset=stage.subset, elements=stage.elements,
                            max_force=stage.max_force, workers=ctx.workers, quiet=ctx.quiet)
     return {"store": str(store), "version": version}
@@ -150,43 +162,23 @@ def _curate_spice(stage, ctx: Context) -> dict:
 def _curate_qmspin(stage, ctx: Context) -> dict:
     from tnq_data.sources.qmspin import curate_qmspin
 
-    store = _fresh_dir(ctx.workdir / "stores" / stage.name)
+    store = ctx.fresh_dir("stores", stage.name)
     version = curate_qmspin(Path(ctx.resolve(stage.input)["file"]), store, quiet=ctx.quiet)
     return {"store": str(store), "version": version}
-
-
-def _checkout(ctx: Context, reference: str) -> Path:
-    """The input stage's store, with HEAD moved back to the version that stage produced."""
-    source = ctx.resolve(reference)
-    store = Path(source["store"])
-    set_head(store, source["version"])
-    return store
 
 
 def _charges(stage, ctx: Context) -> dict:
     from tnq_data.charges import compute_charges
 
-    store = _checkout(ctx, stage.input)
+    store = ctx.checkout(stage.input)
     version = compute_charges(store, stage.scheme, fallback=stage.fallback, per_conformer=stage.per_conformer,
                               workers=ctx.workers, timeout=stage.timeout, quiet=ctx.quiet)
     return {"store": str(store), "version": version}
 
 
-def _train(stage, ctx: Context) -> dict:
-    from tnq_model.config import resolve_config
-    from tnq_model.train import train
-
-    store = _checkout(ctx, stage.input)
-    run_dir = _fresh_dir(ctx.workdir / "runs" / stage.name)
-    train(resolve_config(None, {**stage.config, "store": store, "out": run_dir}), quiet=ctx.quiet)
-    report = json.loads((run_dir / "eval_test.json").read_text())
-    return {"run": str(run_dir), "checkpoint": str(run_dir / "best.pt"), "store_version": report["store_version"],
-            "test_overall": report["overall"]}
-
-
 EXECUTORS: dict[str, Callable[[object, Context], dict]] = {
     "sample": _sample, "fetch": _fetch, "curate_spice": _curate_spice, "curate_qmspin": _curate_qmspin,
-    "charges": _charges, "train": _train,
+    "charges": _charges,
 }
 
 
@@ -209,7 +201,8 @@ def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = Non
         reason = row.reason if row.run else "outputs replaced by an earlier stage"
         report(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({reason})")
         started = time.perf_counter()
-        outputs = EXECUTORS[row.stage.kind](row.stage, ctx)
+        executor = EXECUTORS.get(row.stage.kind) or stage_plugin(row.stage.kind).run
+        outputs = executor(row.stage, ctx)
         seconds = round(time.perf_counter() - started, 1)
         ctx.outputs[name] = outputs
         state[name] = {"key": row.key, "outputs": outputs, "seconds": seconds}

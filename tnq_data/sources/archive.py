@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")
 

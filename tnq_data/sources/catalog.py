@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 
 @dataclass(frozen=True)

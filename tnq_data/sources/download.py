@@ -13,18 +13,18 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from rich.console import Console
 from rich.progress import Progress
 
-from tnq_data.errors import TnqError
-from tnq_data.progress import progress_bar
+from tnq_core.errors import TnqError
+from tnq_core.hashing import CHUNK_BYTES, digest_file, file_chunks
+from tnq_core.progress import progress_bar
 from tnq_data.sources.catalog import lookup
 
-CHUNK_BYTES = 1 << 20
 #: Seconds without data after which a connection counts as dropped.
 TIMEOUT_S = 60.0
 #: Attempts per call; the wait before attempt n+1 is BACKOFF_S * 2**(n-1) seconds.
@@ -39,26 +39,6 @@ class _Transient(Exception):
     """A failure worth another attempt: dropped connection, timeout, 5xx."""
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            yield chunk
-
-
-def _digest_file(path: Path, algorithms: Iterable[str]) -> dict[str, str]:
-    """Hex digests of the file at `path` for each algorithm, in one pass."""
-    digests = {name: hashlib.new(name) for name in sorted(set(algorithms))}
-    for chunk in _file_chunks(Path(path)):
-        for digest in digests.values():
-            digest.update(chunk)
-    return {name: digest.hexdigest() for name, digest in digests.items()}
-
-
-def file_checksum(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of the file at `path` (read in chunks), e.g. for provenance records."""
-    return _digest_file(path, [algorithm])[algorithm]
-
-
 class _PartFile:
     """``NAME.part`` plus running digests of its bytes, so a finished download needs no second read."""
 
@@ -67,7 +47,7 @@ class _PartFile:
         self._algorithms = sorted(set(algorithms))
         self._forget()
         if path.exists():
-            for chunk in _file_chunks(path):
+            for chunk in file_chunks(path):
                 self._account(chunk)
 
     def restart(self) -> None:
@@ -210,7 +190,7 @@ def _mismatch(digests: dict[str, str], pinned: dict[str, str]) -> str | None:
 
 def _check_present(path: Path, pinned: dict[str, str]) -> Path:
     """Accept a file already at `path` if it matches every pinned checksum."""
-    digests = _digest_file(path, {"sha256", *pinned})
+    digests = digest_file(path, {"sha256", *pinned})
     if mismatch := _mismatch(digests, pinned):
         raise TnqError(f"{path} exists but its {mismatch}; delete it and re-run to download it again")
     _console.print(f"{path} is already present ({_describe(digests, pinned)}); not downloading it again")

@@ -7,8 +7,8 @@ import numpy as np
 
 from tnq_data.chem import electron_count, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, to_batch
-from tnq_data.errors import TnqError
-from tnq_data.progress import progress_bar
+from tnq_core.errors import TnqError
+from tnq_core.progress import progress_bar
 from tnq_data.store import write_store
 
 #: Molecules per batch handed to the writer.

@@ -17,8 +17,8 @@ from ase.data import atomic_numbers as NUMBERS_BY_SYMBOL
 
 from tnq_data.chem import multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, folder_input, to_batch
-from tnq_data.errors import TnqError
-from tnq_data.progress import progress_bar
+from tnq_core.errors import TnqError
+from tnq_core.progress import progress_bar
 from tnq_data.sources.archive import safe_extract
 from tnq_data.store import write_store
 from tnq_data.units import HARTREE_TO_EV

@@ -14,8 +14,8 @@ from h5py import h5a, h5d, h5s
 
 from tnq_data.chem import mapped_smiles_summary, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, max_force_norm, non_finite, ordered_map, to_batch
-from tnq_data.errors import TnqError
-from tnq_data.progress import progress_bar
+from tnq_core.errors import TnqError
+from tnq_core.progress import progress_bar
 from tnq_data.store import write_store
 from tnq_data.store.format import MoleculeBatch
 from tnq_data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV

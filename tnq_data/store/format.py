@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 
 SCHEMA_VERSION = 1
 FORMAT_NAME = "tnq-store"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import xxhash
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store.format import FORMAT_NAME, SCHEMA_VERSION
 from tnq_data.units import STORE_UNITS
 

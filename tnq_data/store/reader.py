@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store.arrays import read_array
 from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import read_manifest

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store.arrays import content_hash, read_array
 from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import VERSIONS, head_version, read_manifest, version_id

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tnq_data.errors import TnqError
+from tnq_core.errors import TnqError
 from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, write_array
 from tnq_data.store.format import (AXES, OFFSET_COLUMNS, Column, MoleculeBatch, cast_column,
                                    check_column_name, column_spec, concat_batches, dtype_name, slice_molecules)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from tnq_data.errors import TnqError
+from .errors import ModelInputError
 
 MOLECULE_STATES = ("charge", "spin")
 PARTIAL_CHARGE_PREFIX = "charges/"
@@ -38,22 +38,22 @@ def validate_state(state: Sequence[str], state_mode: str, lambda_mode: str) -> t
     """Check the state names and modes of a model; returns the names as a tuple."""
     names = tuple(state)
     if isinstance(state, str):
-        raise TnqError(f"state={state!r} is a string; pass a tuple such as ({state!r},)")
+        raise ModelInputError(f"state={state!r} is a string; pass a tuple such as ({state!r},)")
     for name in names:
         scheme = name[len(PARTIAL_CHARGE_PREFIX):] if name.startswith(PARTIAL_CHARGE_PREFIX) else ""
         if name not in MOLECULE_STATES and not scheme:
-            raise TnqError(
+            raise ModelInputError(
                 f"unknown state {name!r} in TensorNet(state=...); use 'charge', 'spin' or "
                 f"'{PARTIAL_CHARGE_PREFIX}<scheme>'"
             )
     if len(set(names)) != len(names):
-        raise TnqError(f"state {names} names an attribute twice; list each once")
+        raise ModelInputError(f"state {names} names an attribute twice; list each once")
     if state_mode not in STATE_MODES:
-        raise TnqError(f"unknown state_mode {state_mode!r}; use one of {STATE_MODES}")
+        raise ModelInputError(f"unknown state_mode {state_mode!r}; use one of {STATE_MODES}")
     if lambda_mode not in LAMBDA_MODES:
-        raise TnqError(f"unknown lambda_mode {lambda_mode!r}; use one of {LAMBDA_MODES}")
+        raise ModelInputError(f"unknown lambda_mode {lambda_mode!r}; use one of {LAMBDA_MODES}")
     if state_mode == "tensornet" and lambda_mode == "constant" and len(names) > 1:
-        raise TnqError(
+        raise ModelInputError(
             f"lambda_mode='constant' adds the attributes {names} with one lambda, so states such as "
             "(Q=-1, doublet) and (Q=0, singlet) get the same energy; use lambda_mode='channel' (the default) "
             "or state_mode='spooky', or condition on one attribute"
@@ -69,34 +69,34 @@ def check_state_inputs(
     spin: Optional[Tensor],
     partial_charges: Optional[Tensor],
 ) -> None:
-    """Raise TnqError when the state inputs do not match the state a model was built with."""
+    """Raise ModelInputError when the state inputs do not match the state a model was built with."""
     given = {"charge": total_charge, "spin": spin}
     for name, value in given.items():
         argument = "total_charge" if name == "charge" else "spin"
         if name in state and value is None:
-            raise TnqError(f"this model is conditioned on {name!r}: pass {argument} as a ({num_molecules},) tensor")
+            raise ModelInputError(f"this model is conditioned on {name!r}: pass {argument} as a ({num_molecules},) tensor")
         if name not in state and value is not None:
-            raise TnqError(
+            raise ModelInputError(
                 f"this model (state={tuple(state)}) is not conditioned on {name!r}; pass {argument}=None "
                 f"or train a model with {name!r} in its state"
             )
         if value is not None and tuple(value.shape) != (num_molecules,):
-            raise TnqError(f"{argument} has shape {tuple(value.shape)}; expected ({num_molecules},), one per molecule")
+            raise ModelInputError(f"{argument} has shape {tuple(value.shape)}; expected ({num_molecules},), one per molecule")
     schemes = [name for name in state if name.startswith(PARTIAL_CHARGE_PREFIX)]
     if schemes and partial_charges is None:
-        raise TnqError(f"this model needs partial charges {schemes}: pass partial_charges as ({num_atoms}, {len(schemes)})")
+        raise ModelInputError(f"this model needs partial charges {schemes}: pass partial_charges as ({num_atoms}, {len(schemes)})")
     if partial_charges is None:
         return
     if not schemes:
-        raise TnqError("this model uses no partial charges; pass partial_charges=None")
+        raise ModelInputError("this model uses no partial charges; pass partial_charges=None")
     columns = 1 if partial_charges.dim() == 1 else partial_charges.shape[1]
     if partial_charges.shape[0] != num_atoms or partial_charges.dim() > 2 or columns != len(schemes):
-        raise TnqError(
+        raise ModelInputError(
             f"partial_charges has shape {tuple(partial_charges.shape)}; expected ({num_atoms}, {len(schemes)}) "
             f"for the schemes {schemes}"
         )
     if bool(torch.isnan(partial_charges).any()):
-        raise TnqError(f"partial_charges contain NaN (failed charge scheme?) for {schemes}; drop those conformers")
+        raise ModelInputError(f"partial_charges contain NaN (failed charge scheme?) for {schemes}; drop those conformers")
 
 
 def atom_attributes(

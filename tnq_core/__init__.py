@@ -1,0 +1,2 @@
+"""tnq_core: what every layer of tnq shares and nothing of tnq depends on below it: errors, progress bars,
+the command-line error boundary and file hashing (docs/architecture.md)."""
