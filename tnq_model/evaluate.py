@@ -13,6 +13,7 @@ import torch
 
 from tnq_core.errors import TnqError
 from tnq_data.store import open_store
+from tnq_data.store.reader import Store
 
 from .checkpoint import load_potential, read_checkpoint
 from .config import TrainConfig
@@ -83,30 +84,38 @@ def error_report(pred: Predictions) -> dict[str, dict]:
             "by_total_charge": grouped(pred.total_charge), "by_multiplicity": grouped(pred.multiplicity)}
 
 
-def split_batches(store_path: Path, config: TrainConfig, split: str, checkpoint_extra: dict,
-                  splits: dict[str, np.ndarray]) -> StoreBatches:
-    """Unshuffled batches of `split` of the store at `store_path`, with the columns the run trained on."""
-    store = open_store(store_path)
+def split_batches(store: Store, config: TrainConfig, split: str, forces: bool, splits: dict[str, np.ndarray]) -> StoreBatches:
+    """Unshuffled batches of `split` of the opened store version, with the columns the run trained on."""
     if len(splits[split]) and splits[split].max() >= store.n_molecules:
-        raise TnqError(f"{store_path} has {store.n_molecules} molecules but the run's {split} split refers to "
+        raise TnqError(f"{store.root} has {store.n_molecules} molecules but the run's {split} split refers to "
                        f"molecule {splits[split].max()}; evaluate on the store the run was trained on")
     selected = conformer_mask(store.column("molecule"), splits[split])
     selected &= usable_conformers(store, config.partial_charges, config.target)
     return StoreBatches(store, selected, config.batch_size, target=config.target,
-                        partial_charges=config.partial_charges, forces=checkpoint_extra["forces"], shuffle=False)
+                        partial_charges=config.partial_charges, forces=forces, shuffle=False)
 
 
 def evaluate_run(run_dir: Path, store_path: Path, split: str = "test", checkpoint: str = "best.pt",
                  device: str = "cpu") -> dict:
-    """The error report of the run's `checkpoint` on `split` of a store, with the store version and split."""
+    """The error report of the run's `checkpoint` on `split` of the store version the run was trained on.
+
+    The store at `store_path` is opened once, at that version (whatever its HEAD is now), so the metrics
+    and the version they name always agree; a store that does not hold it is an error.
+    """
     if split not in SPLITS:
         raise TnqError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     run_dir = Path(run_dir)
     extra = read_checkpoint(run_dir / checkpoint)["extra"]
     config = TrainConfig.model_validate(extra["config"])
-    batches = split_batches(store_path, config, split, extra, load_splits(run_dir / "splits.npz"))
+    trained_on = extra["store_version"]
+    try:
+        store = open_store(store_path, trained_on)
+    except TnqError as err:
+        raise TnqError(f"{run_dir} was trained on version {trained_on}, which {store_path} does not hold ({err}); "
+                       "evaluate on the store the run was trained on") from None
+    batches = split_batches(store, config, split, extra["forces"], load_splits(run_dir / "splits.npz"))
     report = error_report(predict(load_potential(run_dir / checkpoint, device), batches, torch.device(device)))
-    return {**report, "store_version": batches.store.version, "trained_on_store_version": extra["store_version"],
+    return {**report, "store_version": store.version, "trained_on_store_version": trained_on,
             "split": split, "checkpoint": checkpoint}
 
 

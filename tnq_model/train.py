@@ -262,8 +262,7 @@ def _write_inputs(config: TrainConfig, setup: Setup) -> None:
 def _final_outputs(trainer: Trainer) -> None:
     out = trainer.config.out
     learning_curves(trainer.history, out / "learning_curves.png")
-    extra = read_checkpoint(out / "best.pt")["extra"]
-    batches = split_batches(trainer.config.store, trainer.config, "test", extra, trainer.setup.splits)
+    batches = split_batches(trainer.setup.store, trainer.config, "test", trainer.setup.forces, trainer.setup.splits)
     if not batches.selected.any():
         return
     predictions = predict(load_potential(out / "best.pt", trainer.env.device), batches, trainer.env.device)

@@ -115,3 +115,22 @@ def test_a_model_that_confuses_states_is_refused_in_one_line(make_store, tmp_pat
     code = tnq_train("--store", make_store(10), "--config", config, "--out", tmp_path / "run", "-q")
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: lambda_mode='constant'") and err.count("\n") == 1, err
+
+
+def test_eval_reads_the_version_the_run_was_trained_on(make_store, molecules, tiny, tmp_path, capsys):
+    store = make_store(30)
+    run = tmp_path / "run"
+    assert tnq_train("--store", store, "--config", tiny, "--out", run, "--max-epochs", 1, "-q") == 0
+    trained = open_store(store).version
+    capsys.readouterr()
+    assert tnq_train("eval", run, "--store", store, "--json") == 0
+    before = json.loads(capsys.readouterr().out)
+    write_store(store, [molecules(9, 30)], shard_bytes=4000)  # a new HEAD lands after training
+    assert open_store(store).version != trained
+    assert tnq_train("eval", run, "--store", store, "--json") == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after == before and after["store_version"] == after["trained_on_store_version"] == trained
+    other = make_store(30, seed=5, name="other")
+    assert tnq_train("eval", run, "--store", other, "--json") == 1
+    err = capsys.readouterr().err
+    assert f"trained on version {trained}" in err and len(err.strip().splitlines()) == 1
