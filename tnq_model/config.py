@@ -1,5 +1,6 @@
 """The training configuration: a pydantic model read from YAML, overridden by CLI flags, saved with the run."""
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -7,9 +8,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from tnq_core.errors import TnqError
+from tnq_core.validation import first_problem
+
+from .nn.state import MOLECULE_STATES, PARTIAL_CHARGE_PREFIX
 
 #: A state the model is conditioned on: total charge, spin, or one partial-charge column of the store.
-StateName = Annotated[str, StringConstraints(pattern=r"^(charge|spin|charges/[A-Za-z0-9_.+-]+)$")]
+StateName = Annotated[str, StringConstraints(
+    pattern=rf"^({'|'.join(MOLECULE_STATES)}|{re.escape(PARTIAL_CHARGE_PREFIX)}[A-Za-z0-9_.+-]+)$")]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
@@ -97,13 +102,7 @@ class TrainConfig(_Section):
     @property
     def partial_charges(self) -> list[str]:
         """The `charges/<scheme>` columns in the state, in order."""
-        return [name for name in self.state if name.startswith("charges/")]
-
-
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
-    return f"{where}: {first['msg']}"
+        return [name for name in self.state if name.startswith(PARTIAL_CHARGE_PREFIX)]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -129,7 +128,7 @@ def resolve_config(path: Path | None = None, overrides: dict[str, Any] | None = 
         return TrainConfig.model_validate(data)
     except ValidationError as err:
         source = f"config {path}" if path is not None else "options"
-        raise TnqError(f"invalid {source}: {_first_error(err)}; see docs/training.md for the keys") from None
+        raise TnqError(f"invalid {source}: {first_problem(err, top='config')}; see docs/training.md for the keys") from None
 
 
 def write_config(config: TrainConfig, path: Path) -> None:

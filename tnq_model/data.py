@@ -136,6 +136,13 @@ def make_loader(dataset: StoreBatches, num_workers: int) -> DataLoader:
     return DataLoader(dataset, batch_size=None, num_workers=num_workers, persistent_workers=False)
 
 
+def potential_inputs(batch: Batch) -> tuple[torch.Tensor | None, ...]:
+    """The positional arguments of `Potential.forward` / `energy_and_forces` for a batch: z, pos, batch,
+    total_charge, multiplicity, partial_charges (None when the batch has none)."""
+    return (batch["z"], batch["pos"], batch["batch"], batch["total_charge"], batch["multiplicity"],
+            batch.get("partial_charges"))
+
+
 def to_device(batch: Batch, device: torch.device, dtype: torch.dtype) -> Batch:
     """`batch` on `device`, with floating-point atom and charge tensors in the model's `dtype`."""
     return {name: value.to(device, dtype if value.is_floating_point() and name != "energy" else value.dtype)

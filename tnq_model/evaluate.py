@@ -17,7 +17,7 @@ from tnq_data.store.reader import Store
 
 from .checkpoint import load_potential, read_checkpoint
 from .config import TrainConfig
-from .data import StoreBatches, to_device, usable_conformers
+from .data import StoreBatches, potential_inputs, to_device, usable_conformers
 from .potential import Potential
 from .splits import SPLITS, conformer_mask, load_splits
 
@@ -41,8 +41,7 @@ def predict(potential: Potential, batches: StoreBatches, device: torch.device) -
     columns: dict[str, list[np.ndarray]] = {}
     for raw in batches:
         batch = to_device(raw, device, dtype)
-        args = (batch["z"], batch["pos"], batch["batch"], batch["total_charge"], batch["multiplicity"],
-                batch.get("partial_charges"))
+        args = potential_inputs(batch)
         if "forces" in batch:
             energy, forces = potential.energy_and_forces(*args)
             columns.setdefault("force_pred", []).append(forces.detach().cpu().double().numpy())

@@ -26,7 +26,7 @@ from tnq_data.store.reader import Store
 
 from .checkpoint import load_potential, read_checkpoint, save_checkpoint
 from .config import TrainConfig, write_config
-from .data import Batch, StoreBatches, make_loader, to_device, usable_conformers
+from .data import Batch, StoreBatches, make_loader, potential_inputs, to_device, usable_conformers
 from .distributed import Distributed, init_distributed
 from .evaluate import error_report, predict, split_batches, write_report
 from .loss import N_SUMS, LossScales, combined_loss, loss_sums, pass_metrics
@@ -45,8 +45,7 @@ class ForceModel(nn.Module):
         self.potential, self.forces = potential, forces
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
-        args = (batch["z"], batch["pos"], batch["batch"], batch["total_charge"], batch["multiplicity"],
-                batch.get("partial_charges"))
+        args = potential_inputs(batch)
         if self.forces:
             return self.potential.energy_and_forces(*args, create_graph=self.training)
         with torch.set_grad_enabled(self.training):

@@ -19,7 +19,7 @@ def test_flags_override_the_file_and_the_saved_config_reads_back(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("store: a\nbatch_sise: 3\n", "batch_sise: Extra inputs"),
-    ("store: a\nstate: [charge, spn]\n", "state.1: String should match"),
+    ("store: a\nstate: [charge, spn]\n", "state\\[1\\]: String should match"),
     ("store: a\nsplit: {train: 0.8, val: 0.3, test: 0.1}\n", "sum to 1"),
     ("store: a\nmodel: {state_mode: other}\n", "model.state_mode"),
     ("batch_size: 3\n", "store: Field required"),

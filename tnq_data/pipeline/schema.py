@@ -1,12 +1,13 @@
 """Pipeline files: a pydantic schema, validated whole before anything runs."""
 
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tnq_core.errors import TnqError
+from tnq_core.validation import first_problem
 from tnq_data.pipeline.plugins import stage_plugin
 
 
@@ -100,8 +101,10 @@ class TrainStage(_Consumer):
         return stage_plugin("train").validate_config(config)
 
 
-Stage = Annotated[SampleStage | FetchStage | CurateSpiceStage | CurateQmspinStage | ChargesStage | TrainStage,
-                  Field(discriminator="kind")]
+STAGE_TYPES = (SampleStage, FetchStage, CurateSpiceStage, CurateQmspinStage, ChargesStage, TrainStage)
+#: The stage kinds, in one place: the `kind` literal of each stage type.
+STAGE_KINDS = tuple(get_args(cls.model_fields["kind"].annotation)[0] for cls in STAGE_TYPES)
+Stage = Annotated[Union[STAGE_TYPES], Field(discriminator="kind")]
 
 
 class Pipeline(BaseModel):
@@ -131,17 +134,6 @@ class Pipeline(BaseModel):
         return self
 
 
-def _location(loc: tuple) -> str:
-    """`stages[2].max_force` from pydantic's location tuple (dropping union-member tags)."""
-    parts = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item not in {"sample", "fetch", "curate_spice", "curate_qmspin", "charges", "train"} or not parts:
-            parts.append(f".{item}" if parts else str(item))
-    return "".join(parts)
-
-
 def load_pipeline(path: Path | str) -> Pipeline:
     """Read and validate a pipeline file; `TnqError` naming the file, the field and the reason."""
     path = Path(path)
@@ -156,7 +148,4 @@ def load_pipeline(path: Path | str) -> Pipeline:
     try:
         return Pipeline.model_validate(document)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = _location(first["loc"]) or "(top level)"
-        more = f" (and {err.error_count() - 1} more problem(s))" if err.error_count() > 1 else ""
-        raise TnqError(f"{path}: {where}: {first['msg']}{more}") from err
+        raise TnqError(f"{path}: {first_problem(err, STAGE_KINDS)}") from err
