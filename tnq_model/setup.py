@@ -1,0 +1,73 @@
+"""What a run trains on: the store version, the splits and their usable conformers, and a new Potential with
+references and loss scales fitted on the training split."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tnq_core.errors import TnqError
+from tnq_data.store import open_store
+from tnq_data.store.reader import Store
+
+from .config import TrainConfig
+from .data import usable_conformers
+from .loss import LossScales
+from .nn.tensornet import TensorNet
+from .potential import Potential
+from .references import fit_references
+from .splits import conformer_mask, cover_elements, molecule_elements, split_molecules
+
+
+@dataclass
+class Setup:
+    """What a run trains on: the store, the selection of each split and whether forces are used."""
+
+    store: Store
+    splits: dict[str, np.ndarray]
+    selected: dict[str, np.ndarray]
+    forces: bool
+
+
+def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:
+    """Open the store and select the usable conformers of each split (new splits from the config when None)."""
+    store = open_store(config.store)
+    for name in [config.target, *config.partial_charges]:
+        if name not in store.columns:
+            raise TnqError(f"{config.store} has no column {name!r} (version {store.version}); choose another "
+                           "target or state, or add the column (tnq-data charges)")
+    molecule = store.column("molecule")
+    if splits is None:
+        splits = split_molecules(store.n_molecules, config.split.model_dump(exclude={"seed"}), config.split.seed)
+        splits = cover_elements(splits, molecule_elements(store.column("z"), store.column("atom_offset"), molecule))
+    usable = usable_conformers(store, config.partial_charges, config.target)
+    selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
+    if not selected["train"].any():
+        raise TnqError(f"the training split of {config.store} is empty; lower the val/test fractions or use more molecules")
+    return Setup(store, splits, selected, "forces" in store.columns)
+
+
+def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossScales]:
+    """A new Potential (references fitted on the training split, network scale from its forces, or from its
+    residual energies without forces) and the training split's loss scales."""
+    store, train = setup.store, setup.selected["train"]
+    offsets, z = store.column("atom_offset"), store.column("z")
+    rows = np.flatnonzero(train)
+    atom_rows = np.repeat(train, np.diff(offsets))
+    n_atoms = np.diff(offsets)[rows]
+    sub_offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+    energy = store.column(config.target)[rows].astype(np.float64)
+    charge, multiplicity = store.column("total_charge")[rows], store.column("multiplicity")[rows]
+    refs = fit_references(z[atom_rows], sub_offsets, energy, config.model.max_z, config.references, charge,
+                          multiplicity)
+    residual = energy - refs.energy(z[atom_rows], sub_offsets, charge, multiplicity)
+    energy_scale = float(np.sqrt(np.mean((residual / n_atoms) ** 2)))
+    force_scale = float(np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))) \
+        if setup.forces else 1.0
+    spread = force_scale if setup.forces else float(np.std(residual))
+    model_args = config.model.model_dump(exclude={"dtype"})
+    model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
+    potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
+                          charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
+                          multiplicity_offsets=refs.multiplicity_offsets)
+    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0)

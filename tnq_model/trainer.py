@@ -1,0 +1,146 @@
+"""The Trainer: optimiser, schedules, moving average, early stopping and the epochs of one run."""
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from tnq_core.progress import progress_bar
+
+from .config import TrainConfig
+from .data import Batch, StoreBatches, make_loader, potential_inputs, to_device
+from .distributed import Distributed
+from .loss import N_SUMS, LossScales, combined_loss, loss_sums, pass_metrics
+from .potential import Potential
+from .setup import Setup
+
+
+class ForceModel(nn.Module):
+    """The Potential as one module for DDP: batch -> (energies (B,) eV, forces (N, 3) eV/Å or None)."""
+
+    def __init__(self, potential: Potential, forces: bool) -> None:
+        super().__init__()
+        self.potential, self.forces = potential, forces
+
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
+        args = potential_inputs(batch)
+        if self.forces:
+            return self.potential.energy_and_forces(*args, create_graph=self.training)
+        with torch.set_grad_enabled(self.training):
+            return self.potential(*args), None
+
+
+class Trainer:
+    """The optimiser, schedules, EMA and early-stopping state of one run, and its epochs."""
+
+    def __init__(self, config: TrainConfig, setup: Setup, potential: Potential, scales: LossScales,
+                 env: Distributed) -> None:
+        self.config, self.setup, self.env, self.scales = config, setup, env, scales
+        self.potential = potential.to(env.device)
+        self.dtype = next(potential.parameters()).dtype
+        module = ForceModel(self.potential, setup.forces)
+        self.model = nn.parallel.DistributedDataParallel(module) if env.world_size > 1 else module
+        decay = config.optim.ema_decay
+        self.ema = AveragedModel(self.potential, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay > 0 else None
+        self.optimizer = torch.optim.AdamW(self.potential.parameters(), lr=config.optim.lr,
+                                           weight_decay=config.optim.weight_decay)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=config.optim.plateau_factor, patience=config.optim.plateau_patience,
+            min_lr=config.optim.min_lr)
+        self.epoch, self.step, self.best, self.bad_epochs = 0, 0, math.inf, 0
+        self.history: list[dict] = []
+        self.datasets = {name: StoreBatches(setup.store, mask, config.batch_size, target=config.target,
+                                            partial_charges=config.partial_charges, forces=setup.forces,
+                                            shuffle=name == "train", seed=config.seed,
+                                            buffer_shards=config.buffer_shards, rank=env.rank,
+                                            world_size=env.world_size)
+                         for name, mask in setup.selected.items() if name != "test"}
+
+    @property
+    def averaged(self) -> Potential:
+        """The potential to evaluate and ship: the moving average when enabled."""
+        return self.ema.module if self.ema is not None else self.potential
+
+    def state(self) -> dict:
+        """Everything besides the averaged weights that resuming needs."""
+        return {"weights": self.potential.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "plateau": self.plateau.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+                "epoch": self.epoch, "step": self.step, "best": self.best, "bad_epochs": self.bad_epochs,
+                "history": self.history}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from `state` (see `state`)."""
+        self.potential.load_state_dict(state["weights"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.plateau.load_state_dict(state["plateau"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.epoch, self.step, self.best = state["epoch"], state["step"], state["best"]
+        self.bad_epochs, self.history = state["bad_epochs"], state["history"]
+
+    def _warm_up(self) -> None:
+        warmup = self.config.optim.warmup_steps
+        if self.step < warmup:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.optim.lr * (self.step + 1) / warmup
+
+    def _steps(self, dataset: StoreBatches) -> int:
+        """Batches every rank runs this epoch: the fewest any rank has, so DDP ranks stay in step."""
+        count = torch.tensor(dataset.n_batches(self.config.num_workers), device=self.env.device)
+        return int(self.env.all_reduce(count, dist.ReduceOp.MIN))
+
+    def train_epoch(self, quiet: bool) -> dict[str, float]:
+        """One pass over this rank's training shards; returns its metrics (averaged over ranks)."""
+        dataset = self.datasets["train"]
+        dataset.set_epoch(self.epoch)
+        steps = self._steps(dataset)
+        self.model.train()
+        sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
+        title = f"epoch {self.epoch + 1}/{self.config.max_epochs}"
+        with progress_bar(title, steps, quiet=quiet or not self.env.is_main) as bar:
+            for _, raw in zip(range(steps), make_loader(dataset, self.config.num_workers)):
+                batch = to_device(raw, self.env.device, self.dtype)
+                self._warm_up()
+                batch_sums = loss_sums(self.config, self.scales, batch, *self.model(batch))
+                self.optimizer.zero_grad(set_to_none=True)
+                combined_loss(self.config, batch_sums).backward()
+                nn.utils.clip_grad_norm_(self.potential.parameters(), self.config.optim.clip_grad_norm)
+                self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.potential)
+                self.step += 1
+                sums += batch_sums.detach()
+                running = pass_metrics(self.config, self.scales, sums)
+                bar.update(0, advance=1, status=f"E {running['energy_mae_meV']:.1f} meV  F {running['force_mae_meV_per_A']:.1f} meV/Å")
+        return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
+
+    def validate(self) -> dict[str, float]:
+        """Metrics of the averaged potential on the validation split (all ranks together)."""
+        model = ForceModel(self.averaged, self.setup.forces).eval()
+        sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
+        for raw in make_loader(self.datasets["val"], self.config.num_workers):
+            batch = to_device(raw, self.env.device, self.dtype)
+            energy, forces = model(batch)
+            sums += loss_sums(self.config, self.scales, batch, energy.detach(),
+                              None if forces is None else forces.detach())
+        return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
+
+    def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> bool:
+        """Record the epoch, step the plateau schedule; returns whether the monitored metric improved."""
+        key = self.config.optim.monitor
+        monitored = val[key] if math.isfinite(val[key]) else train[key]
+        if self.step >= self.config.optim.warmup_steps:
+            self.plateau.step(monitored)
+        self.history.append({"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
+                             **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()},
+                             "seconds": round(seconds, 3)})
+        self.epoch += 1
+        improved = monitored < self.best
+        self.best, self.bad_epochs = (monitored, 0) if improved else (self.best, self.bad_epochs + 1)
+        return improved
+
+    @property
+    def stop_early(self) -> bool:
+        return self.bad_epochs >= self.config.optim.early_stopping_patience
