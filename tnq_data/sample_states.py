@@ -14,9 +14,10 @@ import numpy as np
 from rdkit.Chem import AllChem
 
 from tnq_core.errors import TnqError
-from tnq_data.sample import _single_threaded_openmp, gfn2_singlepoint, mapped_molecule
+from tnq_data.sample_conformers import mapped_molecule
 from tnq_data.store import MoleculeBatch, write_store
 from tnq_data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from tnq_data.xtb import gfn2_singlepoint
 
 __all__ = ["STATES", "STATE_SMILES", "state_geometries", "write_states_store"]
 
@@ -103,10 +104,9 @@ def write_states_store(path: Path | str, smiles: Sequence[str], n_geometries: in
               for s in smiles}
 
     def batches() -> Iterator[MoleculeBatch]:
-        with _single_threaded_openmp():
-            for s in smiles:
-                if wanted[s]:
-                    yield _molecule(s, wanted[s], n_geometries, seed, sigma)
+        for s in smiles:
+            if wanted[s]:
+                yield _molecule(s, wanted[s], n_geometries, seed, sigma)
 
     return write_store(path, batches(), shard_bytes=shard_bytes,
                        provenance={"command": "tnq_data.sample_states.write_states_store",

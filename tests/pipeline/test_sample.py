@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from rdkit import Chem
 
+from tnq_core.errors import TnqError
 from tnq_data.sample import (
     QMSPIN_CARBENES,
     SPICE_MOLECULES,
@@ -21,6 +22,7 @@ from tnq_data.sample import (
     make_spice_sample,
 )
 from tnq_data.units import BOHR_TO_ANGSTROM
+from tnq_data.xtb import Gfn2Error
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_SPICE = Path(os.environ.get("TNQ_SPICE_SAMPLE", REPO.parent / "shared/data/spice/SPICE-1.1.4_n2.hdf5"))
@@ -151,6 +153,16 @@ def test_gradient_matches_finite_differences_of_the_energy(spice: Path) -> None:
                              - gfn2_singlepoint(numbers, minus, 0, 0, "fd-")[0]) / (2 * h)
     np.testing.assert_allclose(stored, numeric, atol=2e-5)
     assert np.abs(stored).max() < 0.3  # physical: under ~15 eV/Å
+
+
+@pytest.mark.parametrize("numbers, positions, uhf", [
+    ([1, 1], np.zeros((2, 3)), 0),  # rejected when the calculator is built: atoms too close
+    ([6], np.zeros((1, 3)), 1),  # rejected by the single point: 6 electrons, 1 unpaired
+])
+def test_gfn2_failures_name_the_structure_and_keep_the_tblite_reason(numbers, positions, uhf) -> None:
+    with pytest.raises(Gfn2Error, match="failed on broken one") as caught:
+        gfn2_singlepoint(np.array(numbers), positions, 0, uhf, "broken one")
+    assert isinstance(caught.value, TnqError) and caught.value.reason and caught.value.reason in str(caught.value)
 
 
 def test_formation_energy_subtracts_charge_aware_atomic_references(spice: Path) -> None:

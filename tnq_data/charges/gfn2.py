@@ -4,6 +4,7 @@ import numpy as np
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
 from tnq_data.units import BOHR_TO_ANGSTROM
+from tnq_data.xtb import Gfn2Error, gfn2_singlepoint
 
 
 class Gfn2(Scheme):
@@ -11,6 +12,7 @@ class Gfn2(Scheme):
 
     Open shells are spin-polarised by their unpaired electron count, ``uhf = multiplicity - 1``, so triplet
     carbenes and radicals work. Only the z, the geometry, the total charge and the multiplicity are used.
+    The single point runs on one OpenMP thread (`tnq_data.xtb`), so the charges are bitwise reproducible.
     """
 
     name = "gfn2"
@@ -21,16 +23,12 @@ class Gfn2(Scheme):
         import tblite.interface  # noqa: F401
 
     def compute(self, unit: ChargeUnit) -> np.ndarray:
-        from tblite.interface import Calculator
-
         if unit.positions is None:
             raise ChargeFailure("GFN2-xTB needs a geometry")
-        calculator = Calculator("GFN2-xTB", np.asarray(unit.z, dtype=np.int64),
-                                np.asarray(unit.positions, dtype=np.float64) / BOHR_TO_ANGSTROM,
-                                charge=float(unit.total_charge), uhf=unit.multiplicity - 1)
-        calculator.set("verbosity", 0)
         try:
-            result = calculator.singlepoint()
-        except RuntimeError as err:
-            raise ChargeFailure(f"GFN2-xTB single point failed: {str(err).strip()[:300]}") from err
-        return conserve_charge(result.get("charges"), unit.total_charge)
+            _, _, charges = gfn2_singlepoint(np.asarray(unit.z, dtype=np.int64),
+                                             np.asarray(unit.positions, dtype=np.float64) / BOHR_TO_ANGSTROM,
+                                             unit.total_charge, unit.multiplicity - 1, "a stored conformer")
+        except Gfn2Error as err:
+            raise ChargeFailure(f"GFN2-xTB single point failed: {err.reason[:300]}") from err
+        return conserve_charge(charges, unit.total_charge)
