@@ -1,8 +1,8 @@
-"""Curation building blocks shared by every source: drop counts by reason, conformer filters, batching, ordered maps."""
+"""Curation building blocks shared by every source: drop counts by reason, conformer filters, batching, input
+provenance."""
 
 import hashlib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,29 +116,6 @@ def to_batch(records: list[MoleculeRecord]) -> MoleculeBatch:
     atom = {name: np.concatenate([r.atom[name].reshape(-1, *r.atom[name].shape[2:]) for r in records])
             for name in first.atom}
     return MoleculeBatch(molecule=molecule, conformer=conformer, atom=atom)
-
-
-def ordered_map(func: Callable[..., Any], blocks: list[tuple], workers: int = 1, scheduler: str | None = None,
-                window: int = 4) -> Iterator[Any]:
-    """Yield ``func(*block)`` for each block in input order.
-
-    In-process without dask when ``workers == 1`` and no scheduler; otherwise on a dask client with at most
-    ``window`` tasks per worker in flight, so results stream to the caller in bounded memory.
-    """
-    if workers == 1 and scheduler is None:
-        yield from (func(*block) for block in blocks)
-        return
-    from tnq_data.parallel import dask_client
-
-    with dask_client(workers, scheduler) as client:
-        in_flight = max(1, window * max(workers, len(client.scheduler_info().get("workers", {}))))
-        pending: deque = deque()
-        for block in blocks:
-            pending.append(client.submit(func, *block, pure=False))
-            if len(pending) >= in_flight:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def file_input(path: Path) -> dict[str, Any]:

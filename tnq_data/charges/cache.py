@@ -58,7 +58,7 @@ class ChargeCache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise TnqError(f"cannot create the charge cache {self.directory} ({err}); pass --cache-dir") from err
+            raise TnqError(f"cannot create the charge cache {self.directory} ({err}); pass `cache_dir`") from err
         self.hits = self.misses = self.writes = self.corrupt = 0
 
     def _path(self, key: str) -> Path:

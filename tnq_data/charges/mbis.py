@@ -51,11 +51,11 @@ class Mbis(Scheme):
             import horton_part  # noqa: F401
             import pyscf  # noqa: F401
         except ImportError as err:
-            raise TnqError(f"mbis --compute needs the optional extra mbis (pip install 'tnq[mbis]': pyscf, "
-                           f"horton-part, scipy<1.15): {err}; or drop --compute and use --fallback gfn2 for "
+            raise TnqError(f"mbis `compute` needs the optional extra mbis (pip install 'tnq[mbis]': pyscf, "
+                           f"horton-part, scipy<1.15): {err}; or drop `compute` and use `fallback` gfn2 for "
                            "molecules without MBIS charges") from None
         if not self.params.get("method") or not self.params.get("basis"):
-            raise TnqError("mbis --compute needs --method and --basis, e.g. --method b3lyp --basis def2-svp")
+            raise TnqError("mbis `compute` needs `method` and `basis`, e.g. `method` b3lyp and `basis` def2-svp")
 
     def warm_up(self) -> None:
         if self.params.get("compute"):

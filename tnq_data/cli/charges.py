@@ -7,7 +7,7 @@ import typer
 from rich.console import Console
 
 from tnq_core.cli import print_json
-from tnq_data.charges import SCHEMES, check_store, compute_charges
+from tnq_data.charges import SCHEMES, ChargesRun, check_store, run_charges
 from tnq_data.cli.app import app, state
 from tnq_data.store import open_store
 
@@ -31,14 +31,29 @@ def charges(
 ) -> None:
     """Add per-atom partial charges `charges/<scheme>` to a store, in parallel and cached."""
     chain = [name.strip() for name in fallback.split(",") if name.strip()]
-    vid = compute_charges(store, scheme, fallback=chain, per_conformer=per_conformer, workers=workers,
-                          scheduler=scheduler, timeout=timeout, cache_dir=cache_dir, compute=compute,
-                          method=method, basis=basis, quiet=state["quiet"] or as_json)
+    run = run_charges(store, scheme, fallback=chain, per_conformer=per_conformer, workers=workers,
+                      scheduler=scheduler, timeout=timeout, cache_dir=cache_dir, compute=compute,
+                      method=method, basis=basis, quiet=state["quiet"] or as_json)
     if as_json:
         opened = open_store(store)
         used = Counter(name or "failed" for name in opened.column(f"charges_scheme/{scheme}"))
-        print_json({"version": vid, "scheme": scheme, "molecules": opened.n_molecules, "used": dict(used),
+        print_json({"version": run.version, "scheme": scheme, "molecules": opened.n_molecules, "used": dict(used),
                     "failures": opened.tables[f"charges/{scheme}/failures"]})
+    elif not state["quiet"]:
+        _print_run(run)
+
+
+def _print_run(run: ChargesRun) -> None:
+    """Molecules per scheme used, the first failures and cache use, on stderr."""
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"charges/{run.scheme}: {run.molecules} molecules, "
+                  + ", ".join(f"{name} {n}" for name, n in run.used.items())
+                  + f"; cache {run.cache_hits} hits, {run.cache_writes} new; version {run.version}", highlight=False)
+    for failed in run.failed[:10]:
+        console.print(f"  failed: molecule {failed['molecule']} ({failed['source_id']}): {failed['reason']}",
+                      highlight=False)
+    if len(run.failed) > 10:
+        console.print(f"  ... and {len(run.failed) - 10} more in table charges/{run.scheme}/failures", highlight=False)
 
 
 @app.command()

@@ -12,10 +12,11 @@ import h5py
 import numpy as np
 from h5py import h5a, h5d, h5s
 
-from tnq_data.chem import mapped_smiles_summary, multiplicity_consistent
-from tnq_data.curate import DropCounts, MoleculeRecord, file_input, max_force_norm, non_finite, ordered_map, to_batch
 from tnq_core.errors import TnqError
 from tnq_core.progress import progress_bar
+from tnq_data.chem import mapped_smiles_summary, multiplicity_consistent
+from tnq_data.curate import DropCounts, MoleculeRecord, file_input, max_force_norm, non_finite, to_batch
+from tnq_data.parallel import ordered_map
 from tnq_data.store import write_store
 from tnq_data.store.format import MoleculeBatch
 from tnq_data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -220,7 +221,7 @@ def _compile(pattern: str) -> re.Pattern:
     try:
         return re.compile(pattern)
     except re.error as err:
-        raise TnqError(f"--subset {pattern!r} is not a valid regular expression ({err}); fix the pattern") from err
+        raise TnqError(f"`subset` {pattern!r} is not a valid regular expression ({err}); fix the pattern") from err
 
 
 def _element_numbers(symbols: list[str] | None) -> frozenset[int] | None:
@@ -231,5 +232,5 @@ def _element_numbers(symbols: list[str] | None) -> frozenset[int] | None:
 
     unknown = [symbol for symbol in symbols if symbol.strip().capitalize() not in numbers_by_symbol]
     if unknown:
-        raise TnqError(f"--elements: unknown element symbol(s) {', '.join(unknown)}; use symbols such as H,C,N,O")
+        raise TnqError(f"`elements`: unknown element symbol(s) {', '.join(unknown)}; use symbols such as H,C,N,O")
     return frozenset(numbers_by_symbol[symbol.strip().capitalize()] for symbol in symbols)
