@@ -92,3 +92,19 @@ def test_ctrl_c_is_one_line_and_exit_130() -> None:
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130
     assert err.strip().count("\n") == 0 and "interrupted" in err and "Traceback" not in err
+
+
+def test_library_parameters_show_as_flags_on_the_command_line(tmp_path, capsys) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: {tmp_path}\n")
+    code, output = run(train_cli.app, ["--resume", "--out", tmp_path / "none", "--config", config], capsys)
+    assert code == 1 and "start a new run without --resume" in output and "`" not in output
+
+
+def test_pipeline_errors_name_the_stage_and_its_keys_not_flags(tmp_path, capsys) -> None:
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: p\nstages:\n  - {name: raw, kind: fetch, dataset: spice, url: 'http://127.0.0.1:9/x', "
+                        "md5: xyz}\n")
+    code, output = run(data_cli.app, ["run", pipeline, "--workdir", tmp_path / "w"], capsys)
+    assert code == 1 and "error: stage raw:" in output
+    assert "`md5` 'xyz' is not a md5 checksum" in output and "--md5" not in output

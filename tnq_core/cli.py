@@ -2,6 +2,7 @@
 Ctrl-C exits 130, and the `--json` printer."""
 
 import json
+import re
 import sys
 
 import click
@@ -12,6 +13,8 @@ from rich.markup import escape
 from tnq_core.errors import one_line_errors
 
 console = Console(stderr=True)
+#: A parameter name in a library message: a lower-case identifier in backticks.
+_PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 def print_json(document: object) -> None:
@@ -24,6 +27,12 @@ def print_json(document: object) -> None:
 GLOBAL_FLAGS = ("-q", "--quiet", "--debug")
 INTERRUPTED = "interrupted; nothing half-written was kept (stores stay at their previous version, downloads keep " \
     "their .part): re-run the same command to continue"
+
+
+def as_flags(message: str) -> str:
+    """A library message with its backticked parameter names shown as the flags that set them:
+    `` `per_conformer` `` -> ``--per-conformer``."""
+    return _PARAMETER.sub(lambda match: "--" + match.group(1).replace("_", "-"), message)
 
 
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -51,7 +60,8 @@ def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: 
     except one_line_errors() as err:
         if "--debug" in args:
             raise
-        console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
+        message = str(err) if getattr(err, "keys", False) else as_flags(str(err))
+        console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
         return getattr(err, "exit_code", 1)
     except (KeyboardInterrupt, *aborts):
         console.print(f"[red]error:[/red] {escape(INTERRUPTED)}", highlight=False, soft_wrap=True)

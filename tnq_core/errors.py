@@ -4,14 +4,18 @@
 class TnqError(Exception):
     """A user-facing error: ``str(err)`` says what went wrong, where, and what to do.
 
-    The CLI prints that line and exits with ``exit_code``; ``--debug`` shows the traceback.
+    A library names its parameters in backticks (`` `timeout` must be positive``), never a command-line
+    flag: the CLI shows them as the flags that set them (``--timeout``), unless ``keys`` says they came from a
+    file (a pipeline's stage keys), where they stay as written. The CLI prints that line and exits with
+    ``exit_code``; ``--debug`` shows the traceback.
     """
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+    def __init__(self, message: str, *, exit_code: int = 1, keys: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.keys = keys
 
 
 #: Exception types whose message is the one line a user sees, besides TnqError: packages that cannot import

@@ -32,7 +32,7 @@ class Distributed:
 def init_distributed(device: str) -> Distributed:
     """Join the process group that torchrun describes in the environment (gloo on CPU, nccl on CUDA)."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise TnqError("--device cuda but torch sees no CUDA device; use --device cpu or a CUDA build of torch")
+        raise TnqError("`device` cuda but torch sees no CUDA device; use `device` cpu or a CUDA build of torch")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world_size > 1 and not dist.is_initialized():

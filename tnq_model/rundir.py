@@ -39,7 +39,7 @@ def resume_run(trainer: Trainer, run_dir: Path, force: bool) -> None:
     store = trainer.setup.store
     if extra["store_version"] != store.version and not force:
         raise TnqError(f"{run_dir} was trained on store version {extra['store_version']} but {store.root} is at "
-                       f"{store.version}; pass --force to continue on the new version")
+                       f"{store.version}; pass `force` to continue on the new version")
     if extra["train_state"] is None:
         raise TnqError(f"{run_dir}/last.pt was written by an older tnq (checkpoint format 2), whose training state "
                        "this version cannot continue; start a new run (the trained model itself still loads)")

@@ -26,9 +26,9 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
     env = init_distributed(config.device)
     out = Path(config.out)
     if resume and not (out / "last.pt").is_file():
-        raise TnqError(f"nothing to resume in {out}: no last.pt; start a new run without --resume")
+        raise TnqError(f"nothing to resume in {out}: no last.pt; start a new run without `resume`")
     if not resume and (out / "last.pt").exists():
-        raise TnqError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        raise TnqError(f"{out} already holds a run; pass `resume` to continue it or choose another `out`")
     setup = prepare_data(config, load_splits(out / "splits.npz") if resume else None)
     torch.manual_seed(config.seed)
     trainer = Trainer(config, setup, *build_potential(config, setup), env)

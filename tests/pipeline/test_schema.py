@@ -85,5 +85,5 @@ def test_keys_chain_so_a_changed_parameter_reruns_downstream(tmp_path):
     assert keys_a[0] == keys_b[0] and keys_a[1] != keys_b[1] and keys_a[2] != keys_b[2]
     workers_doc = dict(GOOD, workers=7)
     assert [row.key for row in plan(load_pipeline(_write(tmp_path, workers_doc)), tmp_path / "w")] == keys_a
-    with pytest.raises(TnqError, match="--force nope: no such stage"):
+    with pytest.raises(TnqError, match="`force` nope: no such stage"):
         plan(base, tmp_path / "w", ("nope",))

@@ -109,7 +109,7 @@ def test_corrupt_part_is_deleted_so_the_next_run_starts_afresh(http_server: Http
 
 
 def test_missing_file_is_a_clear_error_without_retries(http_server: HttpServer, tmp_path: Path) -> None:
-    with pytest.raises(TnqError, match=r"failed: HTTP 404.*--url"):
+    with pytest.raises(TnqError, match=r"failed: HTTP 404.*`url`"):
         download(http_server.url("/nowhere.h5"), tmp_path / "data.h5", md5=MD5, quiet=True)
     assert len(http_server.requests) == 1
     assert _files(tmp_path) == []

@@ -54,7 +54,7 @@ def test_molecule_key_groups_frames_across_files(tmp_path):
 def test_missing_charge_is_an_error_unless_defaulted(tmp_path):
     path = tmp_path / "bare.xyz"
     path.write_text(frame("energy=-1.0 charge=0 multiplicity=1") + frame("energy=-1.5", forces=True))
-    with pytest.raises(TnqError, match=r"bare.xyz: frame 1 has no 'charge'.*--default-charge"):
+    with pytest.raises(TnqError, match=r"bare.xyz: frame 1 has no 'charge'.*`default_charge`"):
         import_xyz([path], tmp_path / "s", quiet=True)
     import_xyz([path], tmp_path / "s", default_charge=-1, default_multiplicity=2, quiet=True)
     store = open_store(tmp_path / "s")

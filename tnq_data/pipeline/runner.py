@@ -113,7 +113,7 @@ def plan(pipeline: Pipeline, workdir: Path, force: tuple[str, ...] = ()) -> list
     """Which stages run and why, from the recorded state (nothing is run)."""
     unknown = set(force) - {s.name for s in pipeline.stages}
     if unknown:
-        raise TnqError(f"--force {sorted(unknown)[0]}: no such stage in {pipeline.name} "
+        raise TnqError(f"`force` {sorted(unknown)[0]}: no such stage in {pipeline.name} "
                        f"(stages: {', '.join(s.name for s in pipeline.stages)})")
     state, keys, rows = read_state(workdir), {}, []
     for stage in pipeline.stages:
@@ -202,7 +202,10 @@ def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = Non
         report(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({reason})")
         started = time.perf_counter()
         executor = EXECUTORS.get(row.stage.kind) or stage_plugin(row.stage.kind).run
-        outputs = executor(row.stage, ctx)
+        try:
+            outputs = executor(row.stage, ctx)
+        except TnqError as err:  # parameters named in the message are this stage's keys, not flags
+            raise TnqError(f"stage {name}: {err}", exit_code=err.exit_code, keys=True) from err
         seconds = round(time.perf_counter() - started, 1)
         ctx.outputs[name] = outputs
         state[name] = {"key": row.key, "outputs": outputs, "seconds": seconds}

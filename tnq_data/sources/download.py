@@ -77,7 +77,7 @@ def _pinned(md5: str | None, sha256: str | None) -> dict[str, str]:
     pinned = {name: value.strip().lower() for name, value in (("md5", md5), ("sha256", sha256)) if value}
     for name, value in pinned.items():
         if not re.fullmatch(f"[0-9a-f]{{{_HEX_LENGTH[name]}}}", value):
-            raise TnqError(f"--{name} {value!r} is not a {name} checksum ({_HEX_LENGTH[name]} hex digits); "
+            raise TnqError(f"`{name}` {value!r} is not a {name} checksum ({_HEX_LENGTH[name]} hex digits); "
                            f"copy it from the dataset's record")
     return pinned
 
@@ -95,7 +95,7 @@ def _ensure_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise TnqError(f"not enough disk space in {folder}: the download needs {needed:,} more bytes, "
-                       f"{free:,} are free; free some space or choose another --dest")
+                       f"{free:,} are free; free some space or choose another `dest`")
 
 
 def _open(url: str, part: _PartFile) -> http.client.HTTPResponse | None:
@@ -115,11 +115,11 @@ def _open(url: str, part: _PartFile) -> http.client.HTTPResponse | None:
             if err.code in _TRANSIENT_STATUS:
                 raise _Transient(f"HTTP {err.code} {err.reason}") from err
             raise TnqError(f"download of {url} failed: HTTP {err.code} {err.reason}; "
-                           f"check the address (or pass another with --url)") from err
+                           f"check the address (or pass another as `url`)") from err
     except (OSError, http.client.HTTPException) as err:
         raise _Transient(f"cannot connect: {getattr(err, 'reason', err)}") from err
     except ValueError as err:
-        raise TnqError(f"{url!r} is not a download address ({err}); pass an http(s) URL with --url") from err
+        raise TnqError(f"{url!r} is not a download address ({err}); pass an http(s) URL as `url`") from err
 
 
 def _attempt(url: str, part: _PartFile, bar: Progress) -> None:

@@ -59,20 +59,20 @@ def read_frames(path: Path, charge_key: str = "charge", spin_key: str = "multipl
         if atoms.pbc.any():
             raise TnqError(f"{where} is periodic (pbc={atoms.pbc.tolist()}); only molecules can be imported")
         z = atoms.numbers.astype(np.int64)
-        charge = _integer(_info(atoms, charge_key), default_charge, charge_key, "--default-charge", where)
-        multiplicity = _integer(_info(atoms, spin_key), default_multiplicity, spin_key, "--default-multiplicity", where)
+        charge = _integer(_info(atoms, charge_key), default_charge, charge_key, "`default_charge`", where)
+        multiplicity = _integer(_info(atoms, spin_key), default_multiplicity, spin_key, "`default_multiplicity`", where)
         if not multiplicity_consistent(z, charge, multiplicity):
             raise TnqError(f"{where}: {electron_count(z, charge)} electrons (charge {charge}) cannot have multiplicity"
                            f" {multiplicity}; fix '{charge_key}'/'{spin_key}' in its info line")
         energy = _info(atoms, energy_key)
         if energy is None:
-            raise TnqError(f"{where} has no '{energy_key}' in its info line; add it or pass --energy-key")
+            raise TnqError(f"{where} has no '{energy_key}' in its info line; add it or pass `energy_key`")
         forces = atoms.arrays.get(forces_key)
         if forces is None and atoms.calc is not None and forces_key == "forces":
             forces = atoms.calc.results.get("forces")
         group = _info(atoms, molecule_key) if molecule_key else None
         if molecule_key and group is None:
-            raise TnqError(f"{where} has no '{molecule_key}' in its info line; add it or drop --molecule-key")
+            raise TnqError(f"{where} has no '{molecule_key}' in its info line; add it or drop `molecule_key`")
         frames.append(Frame(z, atoms.positions.astype(np.float32), float(energy),
                             None if forces is None else np.asarray(forces, dtype=np.float32), charge, multiplicity,
                             path, index, group))

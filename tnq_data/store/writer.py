@@ -136,7 +136,7 @@ class StoreWriter:
 def _check_root(root: Path) -> None:
     """Refuse a path that is neither a store nor empty (a crashed first write counts as a store)."""
     if root.exists() and not root.is_dir():
-        raise TnqError(f"{root} is a file, not a store directory; choose another --out")
+        raise TnqError(f"{root} is a file, not a store directory; choose another `out`")
     if root.is_dir() and not is_store(root):
         foreign = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES)
         if foreign:
