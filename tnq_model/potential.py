@@ -118,8 +118,8 @@ class Potential(nn.Module):
             self._unknown_state(name, values, known)
         return match.to(torch.long).argmax(1)
 
-    def _required(self, value: Optional[Tensor], needed: bool, name: str, default: int, like: Tensor) -> Tensor:
-        """``value``, or ``default`` for every molecule when this potential does not need the state."""
+    def _required(self, value: Optional[Tensor], needed: bool, name: str, default: int, batch: Tensor) -> Tensor:
+        """``value``, or ``default`` for every molecule of ``batch`` when this potential does not need the state."""
         if value is not None:
             return value
         if needed:
@@ -127,7 +127,7 @@ class Potential(nn.Module):
                 raise RuntimeError("tnq: this potential needs the " + name + " of every molecule; pass it")
             raise TnqError(f"this potential needs the {name} of every molecule (it is conditioned on it or its "
                            f"reference energies depend on it); pass {name.replace(' ', '_')} as a (B,) tensor")
-        return torch.full_like(like, default, dtype=torch.long)
+        return torch.full((int(batch.max()) + 1,), default, dtype=torch.long, device=batch.device)
 
     def reference_energy(self, z: Tensor, batch: Tensor, total_charge: Tensor, multiplicity: Tensor) -> Tensor:
         """Float64 (B,) eV: sum of the atoms' references plus the molecule's state offsets."""
@@ -152,9 +152,8 @@ class Potential(nn.Module):
         partial_charges: Optional[Tensor] = None,
     ) -> Tensor:
         """Float64 energies (B,) in eV; z (N,), pos (N, 3) Å, batch (N,), total_charge (B,) e, multiplicity (B,) 2S+1."""
-        molecules = torch.zeros(int(batch.max()) + 1, dtype=torch.long, device=z.device)
-        total_charge = self._required(total_charge, self.needs_charge, "total charge", 0, molecules)
-        multiplicity = self._required(multiplicity, self.needs_multiplicity, "multiplicity", 1, molecules)
+        total_charge = self._required(total_charge, self.needs_charge, "total charge", 0, batch)
+        multiplicity = self._required(multiplicity, self.needs_multiplicity, "multiplicity", 1, batch)
         charge = total_charge if self.uses_charge else None
         spin = multiplicity_to_spin(multiplicity) if self.uses_spin else None
         energy = self.model(z, pos, batch, charge, spin, partial_charges).to(torch.float64)
