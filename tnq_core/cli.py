@@ -4,13 +4,16 @@ Ctrl-C exits 130, and the `--json` printer."""
 import json
 import re
 import sys
+from contextlib import AbstractContextManager
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress
 
 from tnq_core.errors import one_line_errors
+from tnq_core.progress import Reporter, progress_bar
 
 console = Console(stderr=True)
 #: A parameter name in a library message: a lower-case identifier in backticks.
@@ -33,6 +36,22 @@ def as_flags(message: str) -> str:
     """A library message with its backticked parameter names shown as the flags that set them:
     `` `per_conformer` `` -> ``--per-conformer``."""
     return _PARAMETER.sub(lambda match: "--" + match.group(1).replace("_", "-"), message)
+
+
+class ConsoleReporter(Reporter):
+    """Notes on stderr (on stdout with `stdout`), their parameters shown as flags (as file keys with `keys`);
+    progress bars on stderr unless `quiet`."""
+
+    def __init__(self, quiet: bool = False, keys: bool = False, stdout: bool = False) -> None:
+        super().__init__()
+        self.quiet, self.keys = quiet, keys
+        self.console = Console(highlight=False, soft_wrap=True) if stdout else console
+
+    def note(self, message: str) -> None:
+        self.console.print(message if self.keys else as_flags(message), highlight=False, markup=False, soft_wrap=True)
+
+    def bar(self, description: str, total: int | None) -> AbstractContextManager[Progress]:
+        return progress_bar(description, total, quiet=self.quiet)
 
 
 def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tnq_core.cli import print_json, run_app
+from tnq_core.cli import ConsoleReporter, print_json, run_app
 
 from .config import resolve_config
 
@@ -46,7 +46,7 @@ def train_command(
         config = out / "config.yaml"
     overrides = {"store": store, "out": out, "state": _state(state), "target": target, "max_epochs": max_epochs,
                  "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed}
-    run_dir = train(resolve_config(config, overrides), resume=resume, force=force, quiet=quiet)
+    run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=ConsoleReporter(quiet))
     if os.environ.get("RANK", "0") == "0":
         Console(stderr=True).print(f"run written to {run_dir}")
 

@@ -20,7 +20,7 @@ def run(stage, ctx) -> dict:
 
     store = ctx.checkout(stage.input)
     run_dir = ctx.fresh_dir("runs", stage.name)
-    train(resolve_config(None, {**stage.config, "store": store, "out": run_dir}), quiet=ctx.quiet)
+    train(resolve_config(None, {**stage.config, "store": store, "out": run_dir}), reporter=ctx.reporter)
     report = json.loads((run_dir / "eval_test.json").read_text())
     return {"run": str(run_dir), "checkpoint": str(run_dir / "best.pt"), "store_version": report["store_version"],
             "test_overall": report["overall"]}

@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 
 from tnq_core.errors import TnqError
+from tnq_core.progress import SILENT, Reporter
 
 from .config import TrainConfig
 from .distributed import init_distributed
@@ -21,8 +22,9 @@ from .splits import load_splits
 from .trainer import Trainer
 
 
-def train(config: TrainConfig, *, resume: bool = False, force: bool = False, quiet: bool = False) -> Path:
-    """Train (or with `resume` continue) the run in `config.out`; returns the run directory."""
+def train(config: TrainConfig, *, resume: bool = False, force: bool = False, reporter: Reporter = SILENT) -> Path:
+    """Train (or with `resume` continue) the run in `config.out`; returns the run directory. `reporter` shows the
+    progress of each epoch (silent by default)."""
     env = init_distributed(config.device)
     out = Path(config.out)
     if resume and not (out / "last.pt").is_file():
@@ -39,7 +41,7 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, qui
         write_inputs(config, setup)
     while trainer.epoch < config.max_epochs and not trainer.stop_early:
         start = time.perf_counter()
-        train_metrics = trainer.train_epoch(quiet)
+        train_metrics = trainer.train_epoch(reporter)
         improved = trainer.end_epoch(train_metrics, trainer.validate(), time.perf_counter() - start)
         if env.is_main:
             write_metrics(trainer.history, out / "metrics.csv")

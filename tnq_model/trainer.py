@@ -7,7 +7,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 
 from .config import TrainConfig
 from .data import Batch, StoreBatches, make_loader, potential_inputs, to_device
@@ -91,7 +91,7 @@ class Trainer:
         count = torch.tensor(dataset.n_batches(self.config.num_workers), device=self.env.device)
         return int(self.env.all_reduce(count, dist.ReduceOp.MIN))
 
-    def train_epoch(self, quiet: bool) -> dict[str, float]:
+    def train_epoch(self, reporter: Reporter) -> dict[str, float]:
         """One pass over this rank's training shards; returns its metrics (averaged over ranks)."""
         dataset = self.datasets["train"]
         dataset.set_epoch(self.epoch)
@@ -99,7 +99,7 @@ class Trainer:
         self.model.train()
         sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
         title = f"epoch {self.epoch + 1}/{self.config.max_epochs}"
-        with progress_bar(title, steps, quiet=quiet or not self.env.is_main) as bar:
+        with (reporter if self.env.is_main else SILENT).bar(title, steps) as bar:
             for _, raw in zip(range(steps), make_loader(dataset, self.config.num_workers)):
                 batch = to_device(raw, self.env.device, self.dtype)
                 self._warm_up()

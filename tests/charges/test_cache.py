@@ -65,9 +65,9 @@ def test_another_atom_order_hits_the_cache_and_maps_back(tmp_path, cache_dir, em
     first = write_molecules(tmp_path / "a", [(ethanol, z, positions, 0, 1)])
     second = write_molecules(tmp_path / "b", [(reordered, z[permutation], positions[:, permutation], 0, 1)])
 
-    compute_charges(first, scheme, cache_dir=cache_dir, quiet=True)
+    compute_charges(first, scheme, cache_dir=cache_dir)
     files = {p: p.stat().st_mtime_ns for p in entry_files(cache_dir)}
-    compute_charges(second, scheme, cache_dir=cache_dir, quiet=True)
+    compute_charges(second, scheme, cache_dir=cache_dir)
     assert {p: p.stat().st_mtime_ns for p in entry_files(cache_dir)} == files  # a hit: nothing computed
 
     q_first = open_store(first).column(f"charges/{scheme}")

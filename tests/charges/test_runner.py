@@ -36,7 +36,7 @@ def am1bcc_run(tmp_path_factory, store_factory) -> tuple[Path, str, Path]:
     """AM1-BCC with a GFN2 fallback on the small store, two workers, a fresh cache."""
     root = tmp_path_factory.mktemp("run")
     store = store_factory[0](root / "store", MOLECULES)
-    vid = compute_charges(store, "am1bcc", fallback=["gfn2"], workers=2, cache_dir=root / "cache", quiet=True)
+    vid = compute_charges(store, "am1bcc", fallback=["gfn2"], workers=2, cache_dir=root / "cache")
     return store, vid, root / "cache"
 
 
@@ -59,7 +59,7 @@ def test_a_rerun_does_no_chemistry_and_keeps_the_version(am1bcc_run, entry_files
     store_path, vid, cache = am1bcc_run
     before = {p: p.stat().st_mtime_ns for p in entry_files(cache)}
     assert len(before) == 3 + 1 + 1 + 1 + 2 + 1  # am1bcc x3 molecules + x3 failures, gfn2 per conformer
-    again = compute_charges(store_path, "am1bcc", fallback=["gfn2"], workers=2, cache_dir=cache, quiet=True)
+    again = compute_charges(store_path, "am1bcc", fallback=["gfn2"], workers=2, cache_dir=cache)
     assert again == vid
     assert {p: p.stat().st_mtime_ns for p in entry_files(cache)} == before
 
@@ -67,14 +67,13 @@ def test_a_rerun_does_no_chemistry_and_keeps_the_version(am1bcc_run, entry_files
 def test_one_worker_gives_the_same_version(am1bcc_run, store_factory, tmp_path):
     _, vid, _ = am1bcc_run
     store = store_factory[0](tmp_path / "store", MOLECULES)
-    assert compute_charges(store, "am1bcc", fallback=["gfn2"], workers=1, cache_dir=tmp_path / "cold",
-                           quiet=True) == vid
+    assert compute_charges(store, "am1bcc", fallback=["gfn2"], workers=1, cache_dir=tmp_path / "cold") == vid
 
 
 def test_a_timeout_is_a_failure_row_and_is_not_cached(tmp_path, cache_dir, store_factory, entry_files):
     make_store, _ = store_factory
     store = make_store(tmp_path / "store", [(IBUPROFEN, 0, 1, 1)])
-    compute_charges(store, "am1bcc", fallback=["formal"], timeout=1.0, cache_dir=cache_dir, quiet=True)
+    compute_charges(store, "am1bcc", fallback=["formal"], timeout=1.0, cache_dir=cache_dir)
     opened = open_store(store)
     [row] = opened.tables["charges/am1bcc/failures"]
     assert row["scheme"] == "am1bcc" and row["reason"] == "timed out after 1 s" and row["used"] == "formal"
@@ -85,7 +84,7 @@ def test_a_timeout_is_a_failure_row_and_is_not_cached(tmp_path, cache_dir, store
 def test_without_fallback_failures_are_nan(tmp_path, cache_dir, store_factory):
     make_store, _ = store_factory
     store = make_store(tmp_path / "store", [("[NH4+]", 1, 1, 1), ("[CH3]", 0, 2, 2)])
-    compute_charges(store, "am1bcc", cache_dir=cache_dir, quiet=True)
+    compute_charges(store, "am1bcc", cache_dir=cache_dir)
     opened = open_store(store)
     q = opened.column("charges/am1bcc")
     assert np.all(np.isfinite(q[:5])) and np.all(np.isnan(q[5:])) and len(q) == 5 + 2 * 4
@@ -98,8 +97,8 @@ def test_spice_sample_am1bcc_with_gfn2_fallback(spice_sample, tmp_path, cache_di
     from tnq_data.sources.spice import curate_spice
 
     store = tmp_path / "spice"
-    curate_spice(spice_sample, store, quiet=True)
-    compute_charges(store, "am1bcc", fallback=["gfn2"], cache_dir=cache_dir, quiet=True)
+    curate_spice(spice_sample, store)
+    compute_charges(store, "am1bcc", fallback=["gfn2"], cache_dir=cache_dir)
     opened = open_store(store)
     by_id = dict(zip(opened.column("source_id").tolist(), opened.column("charges_scheme/am1bcc").tolist()))
     assert by_id == {"103147721": "am1bcc", "C#C.[Na+]": "gfn2"}
@@ -114,9 +113,9 @@ def test_spice_sample_mbis_from_the_source(spice_sample, tmp_path, cache_dir, mo
     from tnq_data.sources.spice import curate_spice
 
     store = tmp_path / "spice"
-    curate_spice(spice_sample, store, quiet=True)
+    curate_spice(spice_sample, store)
     source = open_store(store).column("charges/mbis")
-    compute_charges(store, "mbis", fallback=["gfn2"], cache_dir=cache_dir, quiet=True)
+    compute_charges(store, "mbis", fallback=["gfn2"], cache_dir=cache_dir)
     opened = open_store(store)
     assert opened.column("charges_scheme/mbis").tolist() == ["mbis", "gfn2"]
     kept = np.isfinite(source)
@@ -125,7 +124,7 @@ def test_spice_sample_mbis_from_the_source(spice_sample, tmp_path, cache_dir, mo
     assert row["source_id"] == "C#C.[Na+]" and "no MBIS charges" in row["reason"]
     monkeypatch.setitem(sys.modules, "horton_part", None)  # as without the extra, wherever the test runs
     with pytest.raises(TnqError, match="extra mbis"):
-        compute_charges(store, "mbis", compute=True, method="hf", basis="sto-3g", cache_dir=cache_dir, quiet=True)
+        compute_charges(store, "mbis", compute=True, method="hf", basis="sto-3g", cache_dir=cache_dir)
 
 
 def test_inconsistent_spin_is_reported_and_refused(tmp_path, cache_dir, store_factory):
@@ -136,7 +135,7 @@ def test_inconsistent_spin_is_reported_and_refused(tmp_path, cache_dir, store_fa
     assert report["rows"][0] == {"conformer": 1, "molecule": 1, "source_id": "mol1", "electrons": 9,
                                  "total_charge": 0, "multiplicity": 1}
     with pytest.raises(TnqError, match="multiplicity impossible"):
-        compute_charges(store, "gfn2", cache_dir=cache_dir, quiet=True)
+        compute_charges(store, "gfn2", cache_dir=cache_dir)
     assert open_store(store).parent is None  # still the first version
 
 
@@ -160,13 +159,13 @@ def test_molecules_without_smiles_get_gfn2_charges(tmp_path, cache_dir):
 
     archive = make_qmspin_sample(tmp_path / "qmspin.tar.gz", n_carbenes=2)
     store_path = tmp_path / "qmspin"
-    curate_qmspin(archive, store_path, quiet=True)
-    compute_charges(store_path, "gfn2", cache_dir=cache_dir, quiet=True)
+    curate_qmspin(archive, store_path)
+    compute_charges(store_path, "gfn2", cache_dir=cache_dir)
     store = open_store(store_path)
     assert set(store.column("smiles")) == {""} and set(store.column("multiplicity")) == {1, 3}
     np.testing.assert_allclose(conformer_sums(store, "charges/gfn2"), 0.0, atol=1e-4)
     assert not store.tables["charges/gfn2/failures"]
-    compute_charges(store_path, "am1bcc", cache_dir=cache_dir, quiet=True)
+    compute_charges(store_path, "am1bcc", cache_dir=cache_dir)
     failures = open_store(store_path).tables["charges/am1bcc/failures"]
     assert len(failures) == store.n_molecules and all(row["scheme"] == "am1bcc" for row in failures)
 
@@ -175,7 +174,7 @@ def test_more_tasks_than_the_submission_window_are_all_computed(tmp_path, cache_
     # One worker keeps 3 tasks in flight; 20 GFN2 conformers make 5 tasks of 4: none may be dropped.
     make_store, _ = store_factory
     store_path = make_store(tmp_path / "s", [("CCO", 0, 1, 20)])
-    compute_charges(store_path, "gfn2", workers=1, cache_dir=cache_dir, quiet=True)
+    compute_charges(store_path, "gfn2", workers=1, cache_dir=cache_dir)
     store = open_store(store_path)
     assert np.isfinite(store.column("charges/gfn2")).all() and not store.tables["charges/gfn2/failures"]
     np.testing.assert_allclose(conformer_sums(store, "charges/gfn2"), 0.0, atol=1e-4)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from tnq_core.progress import Reporter
 from tnq_data.pipeline import load_pipeline, run_pipeline
 from tnq_data.store import open_store
 
@@ -30,22 +31,22 @@ def test_same_version_ids_with_one_or_two_workers_and_reruns_skip(tmp_path):
     path.write_text(yaml.safe_dump(CHAIN))
     pipeline = load_pipeline(path)
     lines: list[str] = []
-    one = run_pipeline(pipeline, tmp_path / "one", workers=1, quiet=True, report=lines.append)
-    two = run_pipeline(pipeline, tmp_path / "two", workers=2, quiet=True, report=lambda _: None)
+    one = run_pipeline(pipeline, tmp_path / "one", workers=1, reporter=Reporter(lines.append))
+    two = run_pipeline(pipeline, tmp_path / "two", workers=2)
     assert _versions(one) == _versions(two) and len(_versions(one)) == 4
     store = open_store(one["spice-q"]["outputs"]["store"])
     assert store.version == one["spice-q"]["outputs"]["version"] and store.parent == one["spice"]["outputs"]["version"]
     assert "charges/gasteiger" in store.columns and "charges/mbis" in store.columns
 
     lines.clear()
-    again = run_pipeline(pipeline, tmp_path / "one", workers=2, quiet=True, report=lines.append)
+    again = run_pipeline(pipeline, tmp_path / "one", workers=2, reporter=Reporter(lines.append))
     assert _versions(again) == _versions(one)
     assert all("skipped, up to date" in line for line in lines) and len(lines) == 5
 
     changed = dict(CHAIN, stages=[*CHAIN["stages"][:2], dict(CHAIN["stages"][2], scheme="formal", fallback=[]), *CHAIN["stages"][3:]])
     path.write_text(yaml.safe_dump(changed))
     lines.clear()
-    rerun = run_pipeline(load_pipeline(path), tmp_path / "one", quiet=True, report=lines.append)
+    rerun = run_pipeline(load_pipeline(path), tmp_path / "one", reporter=Reporter(lines.append))
     ran = [line.split(":")[0].split()[-1] for line in lines if "running" in line]
     assert ran == ["spice-q"], lines
     assert rerun["spice"]["outputs"] == one["spice"]["outputs"] and rerun["spice-q"]["outputs"]["version"] != one["spice-q"]["outputs"]["version"]

@@ -24,7 +24,7 @@ def test_values_and_one_molecule_per_frame(tmp_path):
     path = tmp_path / "water.xyz"
     path.write_text(frame("energy=-2079.5 charge=0 multiplicity=1") +
                     frame("energy=-2070.25 charge=1 multiplicity=2", shift=0.5))
-    version = import_xyz([path], tmp_path / "s", quiet=True)
+    version = import_xyz([path], tmp_path / "s")
     store = open_store(tmp_path / "s")
     assert store.version == version and store.n_molecules == 2 and len(store) == 2
     first, second = store.conformer(0), store.conformer(1)
@@ -42,8 +42,7 @@ def test_molecule_key_groups_frames_across_files(tmp_path):
     a, b = tmp_path / "a.xyz", tmp_path / "b.xyz"
     a.write_text(frame("E=-1.0 q=0 mult=1 mol=w1") + frame("E=-2.0 q=0 mult=3 mol=w2", forces=True))
     b.write_text(frame("E=-3.0 q=0 mult=1 mol=w1", shift=0.1))
-    import_xyz([a, b], tmp_path / "s", charge_key="q", spin_key="mult", energy_key="E", molecule_key="mol",
-               quiet=True)
+    import_xyz([a, b], tmp_path / "s", charge_key="q", spin_key="mult", energy_key="E", molecule_key="mol")
     store = open_store(tmp_path / "s")
     assert store.n_molecules == 2
     assert store.molecule(0)["source_id"] == "w1" and store.molecule(0)["conformers"] == (0, 2)
@@ -55,8 +54,8 @@ def test_missing_charge_is_an_error_unless_defaulted(tmp_path):
     path = tmp_path / "bare.xyz"
     path.write_text(frame("energy=-1.0 charge=0 multiplicity=1") + frame("energy=-1.5", forces=True))
     with pytest.raises(TnqError, match=r"bare.xyz: frame 1 has no 'charge'.*`default_charge`"):
-        import_xyz([path], tmp_path / "s", quiet=True)
-    import_xyz([path], tmp_path / "s", default_charge=-1, default_multiplicity=2, quiet=True)
+        import_xyz([path], tmp_path / "s")
+    import_xyz([path], tmp_path / "s", default_charge=-1, default_multiplicity=2)
     store = open_store(tmp_path / "s")
     assert store.column("total_charge").tolist() == [0, -1]
     assert store.column("multiplicity").tolist() == [1, 2]
@@ -66,7 +65,7 @@ def test_parity_violation_names_the_frame(tmp_path):
     path = tmp_path / "odd.xyz"
     path.write_text(frame("energy=-1.0 charge=0 multiplicity=1") + frame("energy=-1.0 charge=1 multiplicity=1"))
     with pytest.raises(TnqError, match=r"odd.xyz: frame 1: 9 electrons \(charge 1\) cannot have multiplicity 1"):
-        import_xyz([path], tmp_path / "s", quiet=True)
+        import_xyz([path], tmp_path / "s")
     assert not (tmp_path / "s" / "HEAD").exists()
 
 
@@ -81,4 +80,4 @@ def test_bad_frames_fail_clearly(tmp_path, text, message):
     path = tmp_path / "bad.xyz"
     path.write_text(text)
     with pytest.raises(TnqError, match=message):
-        import_xyz([path], tmp_path / "s", quiet=True)
+        import_xyz([path], tmp_path / "s")

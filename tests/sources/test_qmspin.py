@@ -42,7 +42,7 @@ def test_archive_pairs_singlet_and_triplet(tmp_path):
     archive = tmp_path / "QMspin_Part1.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="QMspin_Part1")
-    version = curate_qmspin(archive, tmp_path / "s", quiet=True)
+    version = curate_qmspin(archive, tmp_path / "s")
     store = open_store(tmp_path / "s")
     assert store.version == version
     assert (store.n_molecules, len(store)) == (2, 3)
@@ -58,7 +58,7 @@ def test_archive_pairs_singlet_and_triplet(tmp_path):
     assert store.tables["curation"] == [{"reason": "kept", "molecules": 2, "conformers": 3}]
     assert store.manifest["provenance"]["inputs"][0]["name"] == archive.name
     # the unpacked folder holds the same content, hence the same version
-    assert curate_qmspin(folder, tmp_path / "from_folder", quiet=True) == version
+    assert curate_qmspin(folder, tmp_path / "from_folder") == version
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -76,5 +76,5 @@ def test_archive_pairs_singlet_and_triplet(tmp_path):
 def test_files_that_do_not_fit_fail_with_file_and_line(tmp_path, name, text, message):
     folder = write_layout(tmp_path / "src", {**GOOD, name: text})
     with pytest.raises(TnqError, match=message):
-        curate_qmspin(folder, tmp_path / "s", quiet=True)
+        curate_qmspin(folder, tmp_path / "s")
     assert not (tmp_path / "s" / "HEAD").exists()

@@ -22,7 +22,7 @@ def _rows(store) -> dict[str, tuple[int, int]]:
 
 
 def test_sample_matches_hdf5(spice_sample, tmp_path):
-    version = curate_spice(spice_sample, tmp_path / "s", quiet=True)
+    version = curate_spice(spice_sample, tmp_path / "s")
     store = open_store(tmp_path / "s")
     assert store.version == version
     assert (store.n_molecules, len(store)) == (2, 55)
@@ -62,10 +62,10 @@ def test_sample_matches_hdf5(spice_sample, tmp_path):
 
 
 def test_filters_are_counted(spice_sample, tmp_path):
-    curate_spice(spice_sample, tmp_path / "pubchem", subset=PUBCHEM_SUBSETS, quiet=True)
+    curate_spice(spice_sample, tmp_path / "pubchem", subset=PUBCHEM_SUBSETS)
     assert _rows(open_store(tmp_path / "pubchem")) == {"subset": (1, 5), "kept": (1, 50)}
 
-    curate_spice(spice_sample, tmp_path / "no_na", elements=["H", "C", "N", "O"], quiet=True)
+    curate_spice(spice_sample, tmp_path / "no_na", elements=["H", "C", "N", "O"])
     store = open_store(tmp_path / "no_na")
     assert _rows(store) == {"elements": (1, 5), "kept": (1, 50)}
     assert store.molecule(0)["source_id"] == PUBCHEM
@@ -74,7 +74,7 @@ def test_filters_are_counted(spice_sample, tmp_path):
         gradients = [raw[name]["dft_total_gradient"][()] * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM for name in sorted(raw)]
     norms = np.concatenate([np.linalg.norm(g, axis=-1).max(axis=-1) for g in gradients])
     limit = float(np.median(norms))
-    curate_spice(spice_sample, tmp_path / "forces", max_force=limit, quiet=True)
+    curate_spice(spice_sample, tmp_path / "forces", max_force=limit)
     store = open_store(tmp_path / "forces")
     n_over = int((norms > limit).sum())
     assert 0 < n_over < 55
@@ -102,7 +102,7 @@ def _corrupted_copy(sample, path):
 
 def test_corrupted_groups_are_dropped_and_counted(spice_sample, tmp_path):
     source = _corrupted_copy(spice_sample, tmp_path / "broken.hdf5")
-    curate_spice(source, tmp_path / "s", quiet=True)
+    curate_spice(source, tmp_path / "s")
     store = open_store(tmp_path / "s")
     assert _rows(store) == {"missing_dataset": (1, 5), "bad_shape": (1, 5), "smiles": (2, 10), "non_finite": (0, 2),
                             "kept": (3, 58)}
@@ -117,23 +117,23 @@ def test_wrong_units_fail_with_the_dataset(spice_sample, tmp_path):
         src.copy(src[SODIUM], dst, name=SODIUM)
         dst[SODIUM]["dft_total_energy"].attrs["units"] = "kcal/mol"
     with pytest.raises(TnqError, match=r"dft_total_energy has units 'kcal/mol', expected 'hartree'"):
-        curate_spice(source, tmp_path / "s", quiet=True)
+        curate_spice(source, tmp_path / "s")
     assert not (tmp_path / "s" / "HEAD").exists()
 
 
 def test_bad_arguments_fail_clearly(spice_sample, tmp_path):
     with pytest.raises(TnqError, match="unknown element"):
-        curate_spice(spice_sample, tmp_path / "s", elements=["H", "Qq"], quiet=True)
+        curate_spice(spice_sample, tmp_path / "s", elements=["H", "Qq"])
     with pytest.raises(TnqError, match="not a valid regular expression"):
-        curate_spice(spice_sample, tmp_path / "s", subset="(", quiet=True)
+        curate_spice(spice_sample, tmp_path / "s", subset="(")
     with pytest.raises(TnqError, match="cannot open as HDF5"):
-        curate_spice(tmp_path / "missing.hdf5", tmp_path / "s", quiet=True)
+        curate_spice(tmp_path / "missing.hdf5", tmp_path / "s")
 
 
 def test_same_version_for_one_and_two_workers(spice_sample, tmp_path, monkeypatch):
     monkeypatch.setattr(spice, "BLOCK_MOLECULES", 2)  # several blocks, so order and merging matter
     source = _corrupted_copy(spice_sample, tmp_path / "broken.hdf5")
-    one = curate_spice(source, tmp_path / "one", workers=1, quiet=True)
-    two = curate_spice(source, tmp_path / "two", workers=2, quiet=True)
+    one = curate_spice(source, tmp_path / "one", workers=1)
+    two = curate_spice(source, tmp_path / "two", workers=2)
     assert one == two
     assert open_store(tmp_path / "one").tables == open_store(tmp_path / "two").tables

@@ -30,7 +30,7 @@ def energy_mae(store, tmp_path, state: list[str], epochs: int, split: str) -> fl
     out = tmp_path / ("-".join(state).replace("/", "_") or "plain")
     references = "element_state" if state else "element"
     overrides = {"store": store, "out": out, "state": state, "max_epochs": epochs, "references": references}
-    train(resolve_config(config_file, overrides), quiet=True)
+    train(resolve_config(config_file, overrides))
     report = evaluate_run(out, store, split)
     if split == "test":
         assert set(report["by_total_charge"]) == {"-1", "0", "1"} and set(report["by_multiplicity"]) == {"1", "2", "3"}
@@ -58,7 +58,7 @@ def test_default_training_learns_energies_and_keeps_the_best_energy_checkpoint(x
     config_file.write_text("batch_size: 16\nmodel: {hidden_channels: 16, num_layers: 1, num_rbf: 16, cutoff: 4.0}\n"
                            "optim: {lr: 0.005, warmup_steps: 10}\nsplit: {train: 0.7, val: 0.2, test: 0.1, seed: 1}\n")
     out = tmp_path / "default"
-    train(resolve_config(config_file, {"store": xtb_store, "out": out, "max_epochs": 8}), quiet=True)
+    train(resolve_config(config_file, {"store": xtb_store, "out": out, "max_epochs": 8}))
     with open(out / "metrics.csv") as handle:
         val = [float(row["val_energy_mae_meV"]) for row in csv.DictReader(handle)]
     assert val[-1] < 0.75 * val[0] and min(val) < min(val[:4]), val

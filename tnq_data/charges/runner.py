@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tnq_core.errors import TnqError
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.charges.cache import ChargeCache, default_cache_dir
 from tnq_data.charges.check import check_store
 from tnq_data.charges.execute import SchemePass
@@ -26,22 +26,22 @@ from tnq_data.store import open_store
 def compute_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_conformer: bool = False,
                     workers: int = 1, scheduler: str | None = None, timeout: float | None = None,
                     cache_dir: Path | None = None, compute: bool = False, method: str | None = None,
-                    basis: str | None = None, quiet: bool = False) -> str:
+                    basis: str | None = None, reporter: Reporter = SILENT) -> str:
     """Add ``charges/<scheme>`` (atom axis, e, NaN where failed) and ``charges_scheme/<scheme>`` (molecule
     axis, the scheme used or "") to the store at `store`; return the new version id.
 
     Failures are rows (molecule, source_id, scheme, reason) of table ``charges/<scheme>/failures``. The result
     depends only on the store and the chemistry arguments, never on `workers`, `scheduler` or the cache.
-    `quiet` hides the progress bar; `run_charges` also returns what the run did.
+    `reporter` shows the progress (silent by default); `run_charges` also returns what the run did.
     """
     return run_charges(store, scheme, fallback, per_conformer, workers, scheduler, timeout, cache_dir, compute,
-                       method, basis, quiet).version
+                       method, basis, reporter).version
 
 
 def run_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_conformer: bool = False,
                 workers: int = 1, scheduler: str | None = None, timeout: float | None = None,
                 cache_dir: Path | None = None, compute: bool = False, method: str | None = None,
-                basis: str | None = None, quiet: bool = False) -> ChargesRun:
+                basis: str | None = None, reporter: Reporter = SILENT) -> ChargesRun:
     """`compute_charges`, returning the new version with molecules per scheme used, failures and cache use."""
     if timeout is not None and timeout <= 0:
         raise TnqError(f"`timeout` must be positive, got {timeout}")
@@ -65,7 +65,7 @@ def run_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_
 
     counts = {"done": 0, "failed": len(molecules) - len(pending), "start": time.perf_counter()}
     with LazyClient(workers, scheduler) as client_factory, \
-            progress_bar(f"charges {scheme}", len(molecules), quiet=quiet) as bar:
+            reporter.bar(f"charges {scheme}", len(molecules)) as bar:
         bar.update(0, advance=counts["failed"])
         for i, member in enumerate(chain):
             pending = SchemePass(member, molecules, cache, last=i == len(chain) - 1).run(

@@ -4,7 +4,7 @@ import sys
 
 import typer
 
-from tnq_core.cli import run_app
+from tnq_core.cli import ConsoleReporter, run_app
 
 app = typer.Typer(
     name="tnq-data",
@@ -25,6 +25,12 @@ def _global_options(
 ) -> None:
     state["debug"] = debug
     state["quiet"] = quiet
+
+
+def reporter(**options: bool) -> ConsoleReporter:
+    """The reporter of a command: bars unless --quiet (or a true `quiet` option), notes on stderr."""
+    quiet = options.pop("quiet", False)
+    return ConsoleReporter(quiet=state["quiet"] or quiet, **options)
 
 
 def main() -> None:

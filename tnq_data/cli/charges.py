@@ -8,7 +8,7 @@ from rich.console import Console
 
 from tnq_core.cli import print_json
 from tnq_data.charges import SCHEMES, ChargesRun, check_store, run_charges
-from tnq_data.cli.app import app, state
+from tnq_data.cli.app import app, reporter, state
 from tnq_data.store import open_store
 
 
@@ -33,7 +33,7 @@ def charges(
     chain = [name.strip() for name in fallback.split(",") if name.strip()]
     run = run_charges(store, scheme, fallback=chain, per_conformer=per_conformer, workers=workers,
                       scheduler=scheduler, timeout=timeout, cache_dir=cache_dir, compute=compute,
-                      method=method, basis=basis, quiet=state["quiet"] or as_json)
+                      method=method, basis=basis, reporter=reporter(quiet=as_json))
     if as_json:
         opened = open_store(store)
         used = Counter(name or "failed" for name in opened.column(f"charges_scheme/{scheme}"))

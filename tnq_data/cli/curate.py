@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tnq_data.cli.app import app, state
+from tnq_data.cli.app import app, reporter
 
 curate_app = typer.Typer(help="Curate a published dataset into a store.", no_args_is_help=True)
 import_app = typer.Typer(help="Import files of a generic format into a store.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def spice(
     from tnq_data.sources.spice import curate_spice
 
     version = curate_spice(hdf5, out, subset=subset, elements=_split(elements), max_force=max_force, workers=workers,
-                           scheduler=scheduler, quiet=state["quiet"])
+                           scheduler=scheduler, reporter=reporter())
     print_summary(out, version)
 
 
@@ -59,7 +59,7 @@ def qmspin(
     """Curate QMspin Part 1 carbenes: singlet and triplet of a carbene form one molecule."""
     from tnq_data.sources.qmspin import curate_qmspin
 
-    print_summary(out, curate_qmspin(source, out, quiet=state["quiet"]))
+    print_summary(out, curate_qmspin(source, out, reporter=reporter()))
 
 
 @import_app.command("xyz")
@@ -79,5 +79,5 @@ def xyz(
 
     version = import_xyz(files, out, charge_key=charge_key, spin_key=spin_key, energy_key=energy_key,
                          forces_key=forces_key, molecule_key=molecule_key, default_charge=default_charge,
-                         default_multiplicity=default_multiplicity, quiet=state["quiet"])
+                         default_multiplicity=default_multiplicity, reporter=reporter())
     print_summary(out, version)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from tnq_data.cli.app import app, state
+from tnq_data.cli.app import app, reporter
 from tnq_data.sources.archive import extract_dir, safe_extract
 from tnq_data.sources.catalog import DEFAULT_VERSIONS, versions
 from tnq_data.sources.download import fetch_dataset
@@ -33,7 +33,7 @@ def spice(
     sha256: Sha256 = None,
 ) -> None:
     """Download the SPICE HDF5 file from Zenodo."""
-    path = fetch_dataset("spice", dest, version=version, url=url, md5=md5, sha256=sha256, quiet=state["quiet"])
+    path = fetch_dataset("spice", dest, version=version, url=url, md5=md5, sha256=sha256, reporter=reporter())
     typer.echo(path)
 
 
@@ -48,7 +48,7 @@ def qmspin(
     )] = False,
 ) -> None:
     """Download the QMspin archive from the Materials Cloud Archive."""
-    path = fetch_dataset("qmspin", dest, url=url, md5=md5, sha256=sha256, quiet=state["quiet"])
+    path = fetch_dataset("qmspin", dest, url=url, md5=md5, sha256=sha256, reporter=reporter())
     typer.echo(path)
     if extract:
         folder = extract_dir(path)

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tnq_core.cli import print_json
-from tnq_data.cli.app import app, state
+from tnq_data.cli.app import app, reporter
 from tnq_data.pipeline import load_pipeline, plan, run_pipeline, workdir_of
 
 out = Console(highlight=False, soft_wrap=True)
@@ -30,8 +30,8 @@ def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pi
     Console(stderr=as_json, highlight=False).print(table)
     if dry_run:
         return
-    report = (lambda line: None) if as_json else out.print
-    final = run_pipeline(pipeline, folder, workers=workers, force=tuple(force), quiet=state["quiet"], report=report)
+    final = run_pipeline(pipeline, folder, workers=workers, force=tuple(force),
+                         reporter=reporter(keys=True, stdout=not as_json))
     if as_json:
         print_json({"pipeline": pipeline.name, "workdir": str(folder), "stages": final})
         return

@@ -17,6 +17,7 @@ import xxhash
 
 import tnq_data
 from tnq_core.errors import TnqError
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.pipeline.plugins import stage_plugin
 from tnq_data.pipeline.schema import Pipeline
 from tnq_data.store import set_head
@@ -49,7 +50,7 @@ class Context:
 
     workdir: Path
     workers: int
-    quiet: bool
+    reporter: Reporter
     outputs: dict[str, dict]
 
     def resolve(self, reference: str) -> dict:
@@ -146,7 +147,7 @@ def _fetch(stage, ctx: Context) -> dict:
     from tnq_data.sources.download import fetch_dataset
 
     path = fetch_dataset(stage.dataset, ctx.workdir / "raw", version=stage.version, url=stage.url,
-                         md5=stage.md5, sha256=stage.sha256, quiet=ctx.quiet)
+                         md5=stage.md5, sha256=stage.sha256, reporter=ctx.reporter)
     return {"file": str(path)}
 
 
@@ -155,7 +156,7 @@ def _curate_spice(stage, ctx: Context) -> dict:
 
     store = ctx.fresh_dir("stores", stage.name)
     version = curate_spice(Path(ctx.resolve(stage.input)["file"]), store, subset=stage.subset, elements=stage.elements,
-                           max_force=stage.max_force, workers=ctx.workers, quiet=ctx.quiet)
+                           max_force=stage.max_force, workers=ctx.workers, reporter=ctx.reporter)
     return {"store": str(store), "version": version}
 
 
@@ -163,7 +164,7 @@ def _curate_qmspin(stage, ctx: Context) -> dict:
     from tnq_data.sources.qmspin import curate_qmspin
 
     store = ctx.fresh_dir("stores", stage.name)
-    version = curate_qmspin(Path(ctx.resolve(stage.input)["file"]), store, quiet=ctx.quiet)
+    version = curate_qmspin(Path(ctx.resolve(stage.input)["file"]), store, reporter=ctx.reporter)
     return {"store": str(store), "version": version}
 
 
@@ -172,7 +173,7 @@ def _charges(stage, ctx: Context) -> dict:
 
     store = ctx.checkout(stage.input)
     version = compute_charges(store, stage.scheme, fallback=stage.fallback, per_conformer=stage.per_conformer,
-                              workers=ctx.workers, timeout=stage.timeout, quiet=ctx.quiet)
+                              workers=ctx.workers, timeout=stage.timeout, reporter=ctx.reporter)
     return {"store": str(store), "version": version}
 
 
@@ -183,7 +184,7 @@ EXECUTORS: dict[str, Callable[[object, Context], dict]] = {
 
 
 def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = None, force: tuple[str, ...] = (),
-                 quiet: bool = False, report: Callable[[str], None] = print) -> dict[str, dict]:
+                 reporter: Reporter = SILENT) -> dict[str, dict]:
     """Run the stages that `plan` marks, in order; return the state (name -> key, outputs, seconds).
 
     The state is saved after each stage, so an interrupted run resumes at the stage it stopped in.
@@ -191,15 +192,15 @@ def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = Non
     workdir.mkdir(parents=True, exist_ok=True)
     rows = plan(pipeline, workdir, force)
     state = read_state(workdir)
-    ctx = Context(workdir, workers or pipeline.workers, quiet, {name: entry["outputs"] for name, entry in state.items()})
+    ctx = Context(workdir, workers or pipeline.workers, reporter, {name: entry["outputs"] for name, entry in state.items()})
     for number, row in enumerate(rows, 1):
         name = row.stage.name
         # Checked again now: an upstream stage that just ran may have replaced the folder holding them.
         if not row.run and _outputs_present(state[name]["outputs"]):
-            report(f"[{number}/{len(rows)}] {name}: skipped, up to date (key {row.key[:12]})")
+            reporter.note(f"[{number}/{len(rows)}] {name}: skipped, up to date (key {row.key[:12]})")
             continue
         reason = row.reason if row.run else "outputs replaced by an earlier stage"
-        report(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({reason})")
+        reporter.note(f"[{number}/{len(rows)}] {name}: running {row.stage.kind} ({reason})")
         started = time.perf_counter()
         executor = EXECUTORS.get(row.stage.kind) or stage_plugin(row.stage.kind).run
         try:
@@ -212,5 +213,5 @@ def run_pipeline(pipeline: Pipeline, workdir: Path, *, workers: int | None = Non
         _write_state(workdir, pipeline, state)
         produced = f"version {outputs['version']}" if "version" in outputs else ", ".join(
             f"{k} {v}" for k, v in outputs.items() if k in ("file", "run"))
-        report(f"[{number}/{len(rows)}] {name}: done in {seconds} s: {produced or 'files written'}")
+        reporter.note(f"[{number}/{len(rows)}] {name}: done in {seconds} s: {produced or 'files written'}")
     return {row.stage.name: state[row.stage.name] for row in rows}

@@ -17,12 +17,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from rich.console import Console
 from rich.progress import Progress
 
 from tnq_core.errors import TnqError
 from tnq_core.hashing import CHUNK_BYTES, digest_file, file_chunks
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.sources.catalog import lookup
 
 #: Seconds without data after which a connection counts as dropped.
@@ -32,7 +31,6 @@ ATTEMPTS = 5
 BACKOFF_S = 2.0
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
-_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 class _Transient(Exception):
@@ -122,7 +120,7 @@ def _open(url: str, part: _PartFile) -> http.client.HTTPResponse | None:
         raise TnqError(f"{url!r} is not a download address ({err}); pass an http(s) URL as `url`") from err
 
 
-def _attempt(url: str, part: _PartFile, bar: Progress) -> None:
+def _attempt(url: str, part: _PartFile, bar: Progress, reporter: Reporter) -> None:
     """One request: stream the missing bytes into the ``.part``; raise `_Transient` if cut short."""
     response = _open(url, part)
     if response is None:
@@ -131,8 +129,8 @@ def _attempt(url: str, part: _PartFile, bar: Progress) -> None:
         first, total = _content_range(response.headers.get("Content-Range"))
         if response.status != 206 or first != part.size:
             if part.size:
-                _console.print(f"{url} ignored the request to resume at byte {part.size:,}; "
-                               f"downloading {part.path.name} again from zero")
+                reporter.note(f"{url} ignored the request to resume at byte {part.size:,}; "
+                              f"downloading {part.path.name} again from zero")
             part.restart()
         length = response.headers.get("Content-Length")
         if total is None and length is not None:
@@ -156,12 +154,12 @@ def _attempt(url: str, part: _PartFile, bar: Progress) -> None:
         raise _Transient(f"connection closed after {part.size:,} of {total:,} bytes")
 
 
-def _transfer(url: str, part: _PartFile, quiet: bool) -> None:
+def _transfer(url: str, part: _PartFile, reporter: Reporter) -> None:
     """Fetch what the ``.part`` lacks, retrying transient failures with exponential backoff."""
-    with progress_bar(part.path.stem, None, quiet=quiet) as bar:
+    with reporter.bar(part.path.stem, None) as bar:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                _attempt(url, part, bar)
+                _attempt(url, part, bar, reporter)
                 return
             except _Transient as err:
                 if attempt == ATTEMPTS:
@@ -188,17 +186,17 @@ def _mismatch(digests: dict[str, str], pinned: dict[str, str]) -> str | None:
     return None
 
 
-def _check_present(path: Path, pinned: dict[str, str]) -> Path:
+def _check_present(path: Path, pinned: dict[str, str], reporter: Reporter) -> Path:
     """Accept a file already at `path` if it matches every pinned checksum."""
     digests = digest_file(path, {"sha256", *pinned})
     if mismatch := _mismatch(digests, pinned):
         raise TnqError(f"{path} exists but its {mismatch}; delete it and re-run to download it again")
-    _console.print(f"{path} is already present ({_describe(digests, pinned)}); not downloading it again")
+    reporter.note(f"{path} is already present ({_describe(digests, pinned)}); not downloading it again")
     return path
 
 
 def download(url: str, path: Path, md5: str | None = None, sha256: str | None = None,
-             quiet: bool = False) -> Path:
+             reporter: Reporter = SILENT) -> Path:
     """Download `url` to `path`, resuming a previous ``.part``; verify the given checksums; return `path`.
 
     Without a checksum the file is kept as downloaded and its sha256 is reported so it can be pinned.
@@ -206,27 +204,27 @@ def download(url: str, path: Path, md5: str | None = None, sha256: str | None = 
     path = Path(path)
     pinned = _pinned(md5, sha256)
     if path.exists():
-        return _check_present(path, pinned)
+        return _check_present(path, pinned, reporter)
     path.parent.mkdir(parents=True, exist_ok=True)
     part = _PartFile(path.with_name(path.name + ".part"), {"sha256", *pinned})
     if part.size:
-        _console.print(f"resuming {path.name} at byte {part.size:,} from {part.path}")
-    _transfer(url, part, quiet)
+        reporter.note(f"resuming {path.name} at byte {part.size:,} from {part.path}")
+    _transfer(url, part, reporter)
     digests = part.hexdigests()
     if mismatch := _mismatch(digests, pinned):
         part.path.unlink()
         raise TnqError(f"checksum mismatch for {url}: {mismatch}; deleted {part.path} so the next run "
                        f"starts afresh; check the address and the checksum")
     os.replace(part.path, path)
-    _console.print(f"saved {path} ({_describe(digests, pinned)})")
+    reporter.note(f"saved {path} ({_describe(digests, pinned)})")
     if not pinned:
-        _console.print(f"warning: no checksum is pinned for {path.name}, its integrity is unverified; "
-                       f"pass --sha256 {digests['sha256']} on later runs to pin it")
+        reporter.note(f"warning: no checksum is pinned for {path.name}, its integrity is unverified; "
+                      f"pass `sha256` {digests['sha256']} on later runs to pin it")
     return path
 
 
 def fetch_dataset(name: str, dest: Path, version: str | None = None, url: str | None = None,
-                  md5: str | None = None, sha256: str | None = None, quiet: bool = False) -> Path:
+                  md5: str | None = None, sha256: str | None = None, reporter: Reporter = SILENT) -> Path:
     """Download a catalogued dataset release into the folder `dest`; return the verified file's path.
 
     `url` replaces the published address (a mirror); `md5`/`sha256` replace the pinned checksums.
@@ -234,4 +232,4 @@ def fetch_dataset(name: str, dest: Path, version: str | None = None, url: str | 
     release = lookup(name, version)
     if not (md5 or sha256):
         md5, sha256 = release.md5, release.sha256
-    return download(url or release.url, Path(dest) / release.filename, md5=md5, sha256=sha256, quiet=quiet)
+    return download(url or release.url, Path(dest) / release.filename, md5=md5, sha256=sha256, reporter=reporter)

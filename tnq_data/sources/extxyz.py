@@ -8,7 +8,7 @@ import numpy as np
 from tnq_data.chem import electron_count, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, to_batch
 from tnq_core.errors import TnqError
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.store import write_store
 
 #: Molecules per batch handed to the writer.
@@ -135,7 +135,7 @@ def molecule_record(members: list[Frame], with_forces: bool, by_key: bool) -> Mo
 def import_xyz(files: list[Path], out: Path, charge_key: str = "charge", spin_key: str = "multiplicity",
                energy_key: str = "energy", forces_key: str = "forces", molecule_key: str | None = None,
                default_charge: int | None = None, default_multiplicity: int | None = None,
-               quiet: bool = False) -> str:
+               reporter: Reporter = SILENT) -> str:
     """Import extended XYZ `files` into the store `out`; returns the new version id.
 
     Each frame is one conformer; frames sharing the info value `molecule_key` form one molecule (else each
@@ -143,7 +143,7 @@ def import_xyz(files: list[Path], out: Path, charge_key: str = "charge", spin_ke
     """
     files = [Path(f) for f in files]
     frames: list[Frame] = []
-    with progress_bar("import xyz", total=len(files), quiet=quiet) as bar:
+    with reporter.bar("import xyz", len(files)) as bar:
         for path in files:
             frames += read_frames(path, charge_key, spin_key, energy_key, forces_key, molecule_key, default_charge,
                                   default_multiplicity)

@@ -18,7 +18,7 @@ from ase.data import atomic_numbers as NUMBERS_BY_SYMBOL
 from tnq_data.chem import multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, folder_input, to_batch
 from tnq_core.errors import TnqError
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.sources.archive import safe_extract
 from tnq_data.store import write_store
 from tnq_data.units import HARTREE_TO_EV
@@ -130,24 +130,24 @@ def carbene_record(members: list[Structure]) -> MoleculeRecord:
     )
 
 
-def curate_qmspin(source: Path, out: Path, quiet: bool = False) -> str:
+def curate_qmspin(source: Path, out: Path, reporter: Reporter = SILENT) -> str:
     """Curate QMspin Part 1 from a folder or an archive (tar/zip) into the store `out`; returns the version id."""
     source = Path(source)
     if not source.exists():
         raise TnqError(f"{source}: no such file or folder; fetch it with `tnq-data fetch qmspin`")
     if source.is_dir():
-        return _curate_folder(source, out, quiet, folder_input(source))
+        return _curate_folder(source, out, reporter, folder_input(source))
     with tempfile.TemporaryDirectory(prefix="tnq-qmspin-") as tmp:
         folder = Path(tmp) / "extracted"
         safe_extract(source, folder)
-        return _curate_folder(folder, out, quiet, file_input(source))
+        return _curate_folder(folder, out, reporter, file_input(source))
 
 
-def _curate_folder(folder: Path, out: Path, quiet: bool, source: dict) -> str:
+def _curate_folder(folder: Path, out: Path, reporter: Reporter, source: dict) -> str:
     paths = sorted(folder.rglob("*.xyz"))
     if not paths:
         raise TnqError(f"{folder}: no .xyz files found; is this the QMspin Part 1 archive?")
-    with progress_bar("read QMspin", total=len(paths), quiet=quiet) as bar:
+    with reporter.bar("read QMspin", len(paths)) as bar:
         structures = []
         for path in paths:
             structures.append(read_structure(path, folder))

@@ -13,7 +13,7 @@ import numpy as np
 from h5py import h5a, h5d, h5s
 
 from tnq_core.errors import TnqError
-from tnq_core.progress import progress_bar
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.chem import mapped_smiles_summary, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, max_force_norm, non_finite, to_batch
 from tnq_data.parallel import ordered_map
@@ -187,7 +187,7 @@ def _shapes_ok(data: dict[str, h5d.DatasetID], n_conf: int, z: np.ndarray) -> bo
 
 def curate_spice(hdf5: Path, out: Path, subset: str | None = None, elements: list[str] | None = None,
                  max_force: float | None = None, workers: int = 1, scheduler: str | None = None,
-                 quiet: bool = False) -> str:
+                 reporter: Reporter = SILENT) -> str:
     """Curate the SPICE file `hdf5` into the store `out`; returns the new version id.
 
     `subset` is a regex searched in each group's subset name (None keeps all); `elements` are symbols to allow;
@@ -204,7 +204,7 @@ def curate_spice(hdf5: Path, out: Path, subset: str | None = None, elements: lis
     tables: dict[str, list] = {}
 
     def batches():
-        with progress_bar(f"curate {hdf5.name}", total=len(names), quiet=quiet) as bar:
+        with reporter.bar(f"curate {hdf5.name}", len(names)) as bar:
             for (_, block_names, _), (batch, block_counts) in zip(blocks, ordered_map(read_block, blocks, workers, scheduler)):
                 counts.merge(block_counts)
                 bar.update(0, advance=len(block_names), status=f"{counts.kept_conformers} conformers kept")
