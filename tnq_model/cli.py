@@ -40,7 +40,7 @@ def train_command(
     """Train a potential on a store (the default command); `eval` and `export` act on a run directory."""
     if ctx.invoked_subcommand is not None:
         return
-    from .train import train
+    from .training import train
 
     if config is None and resume and out is not None:
         config = out / "config.yaml"

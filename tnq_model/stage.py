@@ -16,7 +16,7 @@ def validate_config(config: dict) -> dict:
 
 def run(stage, ctx) -> dict:
     """Train on the input stage's store version into WORKDIR/runs/NAME; outputs: run, checkpoint, test figures."""
-    from .train import train
+    from .training import train
 
     store = ctx.checkout(stage.input)
     run_dir = ctx.fresh_dir("runs", stage.name)

@@ -1,0 +1,56 @@
+"""Training a Potential on a store: splits, references, the loop (AdamW, warm-up, plateau, EMA, early stopping),
+checkpoints that resume exactly, and DDP (`torchrun --nproc-per-node N -m tnq_model.train --store ...`).
+
+Only rank 0 writes to the run directory. Run directory: config.yaml, splits.npz, data.json, metrics.csv,
+last.pt, best.pt, eval_test.json, learning_curves.png, parity.png.
+"""
+
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from tnq_core.errors import TnqError
+from tnq_core.progress import SILENT, Reporter
+
+from .config import TrainConfig
+from .distributed import init_distributed
+from .rundir import final_outputs, resume_run, save_run, write_inputs, write_metrics
+from .setup import build_potential, prepare_data
+from .splits import load_splits
+from .trainer import Trainer
+
+
+def train(config: TrainConfig, *, resume: bool = False, force: bool = False, reporter: Reporter = SILENT) -> Path:
+    """Train (or with `resume` continue) the run in `config.out`; returns the run directory. `reporter` shows the
+    progress of each epoch (silent by default)."""
+    env = init_distributed(config.device)
+    out = Path(config.out)
+    if resume and not (out / "last.pt").is_file():
+        raise TnqError(f"nothing to resume in {out}: no last.pt; start a new run without `resume`")
+    if not resume and (out / "last.pt").exists():
+        raise TnqError(f"{out} already holds a run; pass `resume` to continue it or choose another `out`")
+    setup = prepare_data(config, load_splits(out / "splits.npz") if resume else None)
+    torch.manual_seed(config.seed)
+    trainer = Trainer(config, setup, *build_potential(config, setup), env)
+    if resume:
+        resume_run(trainer, out, force)
+    if env.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_inputs(config, setup)
+    while trainer.epoch < config.max_epochs and not trainer.stop_early:
+        start = time.perf_counter()
+        train_metrics = trainer.train_epoch(reporter)
+        improved = trainer.end_epoch(train_metrics, trainer.validate(), time.perf_counter() - start)
+        if env.is_main:
+            write_metrics(trainer.history, out / "metrics.csv")
+            save_run(trainer, out / "last.pt")
+            if improved:
+                save_run(trainer, out / "best.pt")
+    if env.is_main:
+        final_outputs(trainer)
+    if env.world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return out
