@@ -16,7 +16,7 @@ from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
 from .references import fit_references
-from .splits import conformer_mask, cover_elements, molecule_elements, split_molecules
+from .splits import conformer_mask, cover_training, molecule_elements, molecule_states, split_molecules
 
 
 @dataclass
@@ -39,7 +39,9 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     molecule = store.column("molecule")
     if splits is None:
         splits = split_molecules(store.n_molecules, config.split.model_dump(exclude={"seed"}), config.split.seed)
-        splits = cover_elements(splits, molecule_elements(store.column("z"), store.column("atom_offset"), molecule))
+        elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
+        states = molecule_states(store.column("total_charge"), store.column("multiplicity"), molecule)
+        splits = cover_training(splits, [e | s for e, s in zip(elements, states)])
     usable = usable_conformers(store, config.partial_charges, config.target)
     selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
     if not selected["train"].any():

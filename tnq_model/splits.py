@@ -32,18 +32,29 @@ def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, molecule: np.ndarr
     return elements
 
 
-def cover_elements(splits: dict[str, np.ndarray], elements: list[set[int]]) -> dict[str, np.ndarray]:
-    """Move each val/test molecule with an element the training split lacks into train (in index order).
+def molecule_states(total_charge: np.ndarray, multiplicity: np.ndarray, molecule: np.ndarray) -> list[set[tuple[str, int]]]:
+    """The electronic states of each molecule as {("charge", Q), ("multiplicity", M), ...}; store columns (C,)."""
+    states: list[set[tuple[str, int]]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
+    for name, values in (("charge", total_charge), ("multiplicity", multiplicity)):
+        for j, value in np.unique(np.stack([molecule, values.astype(np.int64)], axis=1), axis=0).tolist():
+            states[j].add((name, value))
+    return states
 
-    Without this a rare element seen only outside train gets no reference energy and no learned embedding.
+
+def cover_training(splits: dict[str, np.ndarray], labels: list[set]) -> dict[str, np.ndarray]:
+    """Move each val/test molecule with a label (an element, a total charge, a multiplicity) that the training
+    split lacks into train (in index order).
+
+    Without this a rare element seen only outside train gets no reference energy and no learned embedding, and
+    a state seen only outside train has no reference offset: predicting it is an error.
     """
-    train_elements = set().union(*(elements[j] for j in splits["train"]))
+    train_labels = set().union(*(labels[j] for j in splits["train"]))
     moved = []
     for name in ("val", "test"):
         for j in splits[name].tolist():
-            if not elements[j] <= train_elements:
+            if not labels[j] <= train_labels:
                 moved.append(j)
-                train_elements |= elements[j]
+                train_labels |= labels[j]
     if not moved:
         return splits
     out = {name: np.setdiff1d(ids, moved) for name, ids in splits.items()}

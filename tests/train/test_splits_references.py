@@ -88,7 +88,7 @@ def test_two_cations_give_a_physical_reference_to_an_unseen_cation():
 
 
 def test_molecules_with_elements_missing_from_train_move_to_train():
-    from tnq_model.splits import cover_elements, molecule_elements
+    from tnq_model.splits import cover_training, molecule_elements
 
     # three molecules: C/H, C/H/S, N/H; each conformer of a molecule has the same atoms
     z = np.array([6, 1, 6, 1, 6, 1, 16, 7, 1], dtype=np.uint8)
@@ -97,7 +97,20 @@ def test_molecules_with_elements_missing_from_train_move_to_train():
     elements = molecule_elements(z, atom_offset, molecule)
     assert elements == [{1, 6}, {1, 6, 16}, {1, 7}]
     splits = {"train": np.array([0]), "val": np.array([1]), "test": np.array([2])}
-    covered = cover_elements(splits, elements)
+    covered = cover_training(splits, elements)
     assert covered["train"].tolist() == [0, 1, 2] and covered["val"].size == covered["test"].size == 0
     kept = {"train": np.array([1, 2]), "val": np.array([0]), "test": np.array([], dtype=np.int64)}
-    assert cover_elements(kept, elements) is kept
+    assert cover_training(kept, elements) is kept
+
+
+def test_molecules_with_states_missing_from_train_move_to_train():
+    from tnq_model.splits import cover_training, molecule_states
+
+    # three molecules: neutral singlets; a cation doublet and neutral singlet; an anion doublet
+    charge, multiplicity = np.array([0, 0, 1, 0, -1]), np.array([1, 1, 2, 1, 2])
+    states = molecule_states(charge, multiplicity, np.array([0, 0, 1, 1, 2]))
+    assert states == [{("charge", 0), ("multiplicity", 1)},
+                      {("charge", 1), ("charge", 0), ("multiplicity", 2), ("multiplicity", 1)},
+                      {("charge", -1), ("multiplicity", 2)}]
+    splits = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([], dtype=np.int64)}
+    assert cover_training(splits, states)["train"].tolist() == [0, 1, 2]

@@ -10,6 +10,7 @@ import torch
 from tnq_core.cli import run_app
 from tnq_data.store import open_store, write_store
 from tnq_model.checkpoint import read_checkpoint
+from tnq_model.splits import split_molecules
 from tnq_model.cli import app
 
 TINY = "model: {hidden_channels: 8, num_layers: 1, num_rbf: 8, cutoff: 3.0}\noptim: {warmup_steps: 3, ema_decay: 0.5}\n"
@@ -134,3 +135,20 @@ def test_eval_reads_the_version_the_run_was_trained_on(make_store, molecules, ti
     assert tnq_train("eval", run, "--store", other, "--json") == 1
     err = capsys.readouterr().err
     assert f"trained on version {trained}" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_state_found_only_outside_train_moves_its_molecule_into_train(molecules, tiny, tmp_path):
+    """Without that, validation would meet a total charge with no reference energy and stop the run."""
+    batch = molecules(3, 20)
+    first = int(batch.molecule["n_conformers"][0])
+    batch.conformer["total_charge"][:first] = 2  # the only dication is molecule 0
+    store = tmp_path / "store"
+    write_store(store, [batch], shard_bytes=4000)
+    opened = open_store(store)
+    dication = int(opened.column("molecule")[np.flatnonzero(opened.column("total_charge") == 2)[0]])
+    fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
+    seed = next(s for s in range(100) if dication in split_molecules(20, fractions, s)["val"])
+    config = tmp_path / "split.yaml"
+    config.write_text(tiny.read_text() + f"split: {{train: 0.6, val: 0.2, test: 0.2, seed: {seed}}}\n")
+    assert tnq_train("--store", store, "--config", config, "--out", tmp_path / "run", "--max-epochs", 1, "-q") == 0
+    assert dication in np.load(tmp_path / "run" / "splits.npz")["train"]
