@@ -66,8 +66,8 @@ def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
 
 
 def run_app(application: typer.Typer, argv: list[str] | None = None, prog_name: str | None = None) -> int:
-    """Run a Typer app: a `TnqError` (or a registered one-line error) becomes one line on stderr and its exit code, a usage error click's short
-    usage message and exit code 2, Ctrl-C one line and exit code 130."""
+    """Run a Typer app: a `TnqError` (or a registered one-line error) becomes one line on stderr and its exit
+    code, a usage error click's short usage message and exit code 2, Ctrl-C one line and exit code 130."""
     args = list(argv if argv is not None else sys.argv[1:])
     args = [a for a in args if a in GLOBAL_FLAGS] + [a for a in args if a not in GLOBAL_FLAGS]
     command = typer.main.get_command(application)
