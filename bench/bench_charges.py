@@ -58,7 +58,7 @@ def drug_store(path: Path, smiles: list[str]) -> Path:
 
 def timed_run(store: Path, scheme: str, cache: Path, scheduler: str | None) -> tuple[float, str]:
     start = time.perf_counter()
-    vid = compute_charges(store, scheme, cache_dir=cache, scheduler=scheduler, quiet=True)
+    vid = compute_charges(store, scheme, cache_dir=cache, scheduler=scheduler)
     return time.perf_counter() - start, vid
 
 

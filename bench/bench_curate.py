@@ -74,7 +74,7 @@ def main() -> None:
             read_plain(source)
             plain_s.append(time.perf_counter() - start)
             start = time.perf_counter()
-            curate_spice(source, Path(tmp) / f"store-{repeat}", workers=1, quiet=True)
+            curate_spice(source, Path(tmp) / f"store-{repeat}", workers=1)
             curate_s.append(time.perf_counter() - start)
         plain, curated = total / min(plain_s), total / min(curate_s)
 

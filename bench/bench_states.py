@@ -32,7 +32,8 @@ from tnq_model.checkpoint import load_potential
 from tnq_model.config import TrainConfig, resolve_config
 from tnq_model.data import StoreBatches
 from tnq_model.evaluate import Predictions, error_metrics, predict
-from tnq_model.splits import conformer_mask, cover_elements, load_splits, molecule_elements, split_molecules
+from tnq_model.setup import new_splits
+from tnq_model.splits import conformer_mask, load_splits
 from tnq_model.train import train
 
 BOTH = ["charge", "spin"]
@@ -130,7 +131,7 @@ def run_one(name: str, flat: dict[str, Any], store: Path, runs: Path,
         if done is not None and key in done:
             same = done[key]
             return {**row, **{k: same[k] for k in METRICS}, "run": same["run"], "same_as": same["name"], "seconds": 0.0}
-        train(config, quiet=True)
+        train(config)
         test = load_splits(runs / name / "splits.npz")["test"]
         row.update(state_metrics(predictions(runs / name, store, test)))
     except TnqError as err:
@@ -147,10 +148,7 @@ def held_out_check(args: argparse.Namespace, base: dict[str, Any], store: Path, 
     """Train default and no-state runs without the triplets of half the training molecules; predict those triplets."""
     smiles = STATE_SMILES[:args.molecules]
     whole = open_store(store)
-    split = make_config({**base, **args.extra}, store, runs / "unused").split  # the split train() will draw
-    splits = split_molecules(whole.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
-    splits = cover_elements(splits, molecule_elements(whole.column("z"), whole.column("atom_offset"),
-                                                      whole.column("molecule")))
+    splits = new_splits(whole, make_config({**base, **args.extra}, store, runs / "unused").split)  # as train() draws
     held = [smiles[i] for i in splits["train"][::2]]
     tag = f"heldout{zlib.crc32(' '.join(held).encode()):08x}"  # the cache name follows the held-out molecules
     train_store, eval_store = data_paths(args, f"{tag}-train"), data_paths(args, f"{tag}-eval")

@@ -10,7 +10,7 @@ from tnq_core.errors import TnqError
 from tnq_data.store import open_store
 from tnq_data.store.reader import Store
 
-from .config import TrainConfig
+from .config import SplitConfig, TrainConfig
 from .data import usable_conformers
 from .loss import LossScales
 from .nn.tensornet import TensorNet
@@ -29,6 +29,16 @@ class Setup:
     forces: bool
 
 
+def new_splits(store: Store, split: SplitConfig) -> dict[str, np.ndarray]:
+    """Molecule indices of each split drawn from `split`, with every element, total charge and multiplicity of
+    the store in the training split."""
+    molecule = store.column("molecule")
+    splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
+    elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
+    states = molecule_states(store.column("total_charge"), store.column("multiplicity"), molecule)
+    return cover_training(splits, [e | s for e, s in zip(elements, states)])
+
+
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:
     """Open the store and select the usable conformers of each split (new splits from the config when None)."""
     store = open_store(config.store)
@@ -38,10 +48,7 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
                            "target or state, or add the column (tnq-data charges)")
     molecule = store.column("molecule")
     if splits is None:
-        splits = split_molecules(store.n_molecules, config.split.model_dump(exclude={"seed"}), config.split.seed)
-        elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
-        states = molecule_states(store.column("total_charge"), store.column("multiplicity"), molecule)
-        splits = cover_training(splits, [e | s for e, s in zip(elements, states)])
+        splits = new_splits(store, config.split)
     usable = usable_conformers(store, config.partial_charges, config.target)
     selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
     if not selected["train"].any():
