@@ -23,6 +23,12 @@ class HttpFile:
     stall_s: float = 3.0
     failures: int = 0  #: responses answered with 503
     claimed_length: int | None = None  #: Content-Length to announce instead of the true one
+    etag: str | None = '"v1"'  #: validator sent with every answer (change it with `body` for a new version)
+    last_modified: str | None = None
+    honour_if_range: bool = True  #: False: a ranged answer even when If-Range names another version
+    range_shift: int = 0  #: a ranged answer starts this many bytes after the byte asked for
+    whole_as_partial_from: int | None = None  #: answer a request without Range with a 206 from this byte
+    send_length: bool = True  #: False: no Content-Length, the body ends when the connection closes
 
 
 @dataclass
@@ -31,7 +37,8 @@ class HttpServer:
 
     base: str = ""
     files: dict[str, HttpFile] = field(default_factory=dict)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  #: (path, Range header)
+    if_ranges: list[str | None] = field(default_factory=list)  #: If-Range header of each request
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -46,6 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.state.requests.append((self.path, self.headers.get("Range")))
+        self.state.if_ranges.append(self.headers.get("If-Range"))
         served = self.state.files.get(self.path)
         if served is None:
             self.send_error(404, "Not Found")
@@ -61,11 +69,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if start is not None:
+            start = min(start + served.range_shift, len(served.body) - 1)
+        elif served.whole_as_partial_from is not None:
+            start = served.whole_as_partial_from
         payload = served.body[start or 0:]
         self.send_response(206 if start is not None else 200)
         if start is not None:
             self.send_header("Content-Range", f"bytes {start}-{len(served.body) - 1}/{len(served.body)}")
-        self.send_header("Content-Length", str(served.claimed_length or len(payload)))
+        if served.send_length:
+            self.send_header("Content-Length", str(served.claimed_length or len(payload)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        for name, value in (("ETag", served.etag), ("Last-Modified", served.last_modified)):
+            if value is not None:
+                self.send_header(name, value)
         self.end_headers()
         if served.drops or served.stalls:
             self.wfile.write(payload[: len(payload) // 2])
@@ -80,8 +99,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _range_start(self, served: HttpFile) -> int | None:
+        """The first byte asked for, or None for the whole file (no Range, or an If-Range of another version)."""
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        return int(match.group(1)) if match and served.honour_range else None
+        if_range = self.headers.get("If-Range")
+        current = if_range in (served.etag, served.last_modified)
+        if not match or not served.honour_range or (if_range and served.honour_if_range and not current):
+            return None
+        return int(match.group(1))
 
 
 @pytest.fixture

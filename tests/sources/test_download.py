@@ -32,7 +32,8 @@ def test_download_verifies_md5_and_leaves_only_the_final_file(http_server: HttpS
     path = download(http_server.url("/data.h5"), tmp_path / "data.h5", md5=MD5)
     assert path == tmp_path / "data.h5"
     assert path.read_bytes() == BODY
-    assert _files(tmp_path) == ["data.h5"]
+    assert _files(tmp_path) == ["data.h5", "data.h5.sha256"]
+    assert (tmp_path / "data.h5.sha256").read_text() == f"{SHA256}  data.h5\n"
     assert http_server.requests == [("/data.h5", None)]
 
 
@@ -48,7 +49,7 @@ def test_interrupted_run_keeps_the_part_and_the_next_run_resumes(http_server: Ht
     with pytest.raises(TnqError, match="re-run to resume"):
         download(http_server.url("/data.h5"), tmp_path / "data.h5", md5=MD5)
     part = tmp_path / "data.h5.part"
-    assert _files(tmp_path) == ["data.h5.part"]
+    assert _files(tmp_path) == ["data.h5.part", "data.h5.part.json"]
     kept = part.stat().st_size
     assert 0 < kept < len(BODY) and part.read_bytes() == BODY[:kept]
     assert served.drops == 0
@@ -56,7 +57,8 @@ def test_interrupted_run_keeps_the_part_and_the_next_run_resumes(http_server: Ht
     path = download(http_server.url("/data.h5"), tmp_path / "data.h5", md5=MD5)
     assert path.read_bytes() == BODY
     assert http_server.requests == [("/data.h5", f"bytes={kept}-")]
-    assert _files(tmp_path) == ["data.h5"]
+    assert http_server.if_ranges[-1] == served.etag
+    assert _files(tmp_path) == ["data.h5", "data.h5.sha256"]
 
 
 def test_stalled_connection_times_out_and_resumes(http_server: HttpServer, tmp_path: Path,

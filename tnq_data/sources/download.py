@@ -1,11 +1,10 @@
 """Resumable, checksummed HTTP downloads.
 
 Bytes stream into ``NAME.part``; an interrupted download continues from there with an HTTP Range request
-on the next attempt or run. ``NAME`` appears (atomic rename) only once every pinned checksum matched; a
-mismatch deletes the ``.part`` so a corrupt download is never resumed.
+(guarded by ``If-Range``) on the next attempt or run. ``NAME`` appears (atomic rename) only once its size and
+every expected checksum matched; a mismatch deletes the ``.part`` so a corrupt download is never resumed.
 """
 
-import hashlib
 import http.client
 import os
 import re
@@ -13,16 +12,17 @@ import shutil
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 from rich.progress import Progress
 
 from tnq_core.errors import TnqError
-from tnq_core.hashing import CHUNK_BYTES, digest_file, file_chunks
+from tnq_core.hashing import CHUNK_BYTES, digest_file
 from tnq_core.progress import SILENT, Reporter
 from tnq_data.sources.catalog import lookup
+from tnq_data.sources.checksums import (describe, mismatch, pinned_checksums, read_record, record_path,
+                                        write_record)
+from tnq_data.sources.partfile import PartFile, response_validator
 
 #: Seconds without data after which a connection counts as dropped.
 TIMEOUT_S = 60.0
@@ -30,54 +30,10 @@ TIMEOUT_S = 60.0
 ATTEMPTS = 5
 BACKOFF_S = 2.0
 _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_HEX_LENGTH = {"md5": 32, "sha256": 64}
 
 
 class _Transient(Exception):
-    """A failure worth another attempt: dropped connection, timeout, 5xx."""
-
-
-class _PartFile:
-    """``NAME.part`` plus running digests of its bytes, so a finished download needs no second read."""
-
-    def __init__(self, path: Path, algorithms: Iterable[str]) -> None:
-        self.path = path
-        self._algorithms = sorted(set(algorithms))
-        self._forget()
-        if path.exists():
-            for chunk in file_chunks(path):
-                self._account(chunk)
-
-    def restart(self) -> None:
-        """Delete the bytes received so far."""
-        self.path.unlink(missing_ok=True)
-        self._forget()
-
-    def _forget(self) -> None:
-        self.size = 0
-        self._digests = {name: hashlib.new(name) for name in self._algorithms}
-
-    def append(self, handle: BinaryIO, chunk: bytes) -> None:
-        handle.write(chunk)
-        self._account(chunk)
-
-    def _account(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        for digest in self._digests.values():
-            digest.update(chunk)
-
-    def hexdigests(self) -> dict[str, str]:
-        return {name: digest.hexdigest() for name, digest in self._digests.items()}
-
-
-def _pinned(md5: str | None, sha256: str | None) -> dict[str, str]:
-    """The checksums to verify, lower-cased, after checking they look like hex digests."""
-    pinned = {name: value.strip().lower() for name, value in (("md5", md5), ("sha256", sha256)) if value}
-    for name, value in pinned.items():
-        if not re.fullmatch(f"[0-9a-f]{{{_HEX_LENGTH[name]}}}", value):
-            raise TnqError(f"`{name}` {value!r} is not a {name} checksum ({_HEX_LENGTH[name]} hex digits); "
-                           f"copy it from the dataset's record")
-    return pinned
+    """A failure worth another attempt: dropped connection, timeout, 5xx, a resume the server got wrong."""
 
 
 def _content_range(header: str | None) -> tuple[int | None, int | None]:
@@ -96,11 +52,13 @@ def _ensure_space(folder: Path, needed: int) -> None:
                        f"{free:,} are free; free some space or choose another `dest`")
 
 
-def _open(url: str, part: _PartFile) -> http.client.HTTPResponse | None:
+def _open(url: str, part: PartFile) -> http.client.HTTPResponse | None:
     """Send the (ranged) request; None when the server says the ``.part`` already holds the whole file."""
     headers = {"User-Agent": "tnq-data", "Accept-Encoding": "identity"}
     if part.size:
         headers["Range"] = f"bytes={part.size}-"
+        if part.validator is not None:
+            headers["If-Range"] = part.validator
     try:
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT_S)
     except urllib.error.HTTPError as err:
@@ -120,21 +78,52 @@ def _open(url: str, part: _PartFile) -> http.client.HTTPResponse | None:
         raise TnqError(f"{url!r} is not a download address ({err}); pass an http(s) URL as `url`") from err
 
 
-def _attempt(url: str, part: _PartFile, bar: Progress, reporter: Reporter) -> None:
+def _accept(url: str, response: http.client.HTTPResponse, part: PartFile, size: int | None,
+            reporter: Reporter) -> int | None:
+    """Check that `response` continues the ``.part`` (or start it afresh); return the file's announced size.
+
+    A ``206`` is appended only when it starts at the ``.part``'s end and carries the validator of byte 0;
+    otherwise the ``.part`` restarts (a ``206`` to a request for the whole file is refused). An announced
+    size other than `size` is refused before anything is written.
+    """
+    first, total = _content_range(response.headers.get("Content-Range"))
+    validator = response_validator(response.headers)
+    whole = response.status != 206
+    if not whole:
+        sent = f"bytes {first:,}-" if first is not None else "no Content-Range"
+        if first != part.size and not part.size:
+            raise TnqError(f"{url} answered a request for the whole file with {sent} (HTTP 206); refusing to "
+                           "write it at byte 0; try another `url`")
+        if first != part.size:
+            part.restart()
+            raise _Transient(f"asked to resume at byte {part.size:,}, the server sent {sent}; "
+                             "starting again from zero")
+        if part.size and part.validator is not None and validator != part.validator:
+            part.restart()
+            raise _Transient(f"the file changed on the server (validator {validator}, the .part began with "
+                             f"{part.validator}); starting again from zero")
+    length = response.headers.get("Content-Length")
+    if total is None and length is not None:
+        total = (0 if whole else part.size) + int(length)
+    if size is not None and total is not None and total != size:
+        raise TnqError(f"{url} announces {total:,} bytes but the release has {size:,} (`size`); check the "
+                       "address and the size")
+    if whole and part.size:
+        reporter.note(f"{url} sent the whole file instead of resuming at byte {part.size:,} (it ignores "
+                      f"ranges, or the file changed); downloading {part.path.name} again from zero")
+    if whole or not part.size:
+        part.start(validator)
+    return total
+
+
+def _attempt(url: str, part: PartFile, size: int | None, bar: Progress, reporter: Reporter) -> None:
     """One request: stream the missing bytes into the ``.part``; raise `_Transient` if cut short."""
     response = _open(url, part)
     if response is None:
         return
     with response:
-        first, total = _content_range(response.headers.get("Content-Range"))
-        if response.status != 206 or first != part.size:
-            if part.size:
-                reporter.note(f"{url} ignored the request to resume at byte {part.size:,}; "
-                              f"downloading {part.path.name} again from zero")
-            part.restart()
-        length = response.headers.get("Content-Length")
-        if total is None and length is not None:
-            total = part.size + int(length)
+        total = _accept(url, response, part, size, reporter)
+        total = size if total is None else total
         if total is not None:
             _ensure_space(part.path.parent, total - part.size)
         bar.update(0, total=total, completed=part.size)
@@ -147,6 +136,10 @@ def _attempt(url: str, part: _PartFile, bar: Progress, reporter: Reporter) -> No
                 if not chunk:
                     break
                 part.append(handle, chunk)
+                if total is not None and part.size > total:
+                    part.restart()
+                    raise TnqError(f"{url} sent more than the {total:,} bytes expected; deleted the download, "
+                                   "check the address and the size")
                 bar.update(0, advance=len(chunk))
             handle.flush()
             os.fsync(handle.fileno())
@@ -154,12 +147,12 @@ def _attempt(url: str, part: _PartFile, bar: Progress, reporter: Reporter) -> No
         raise _Transient(f"connection closed after {part.size:,} of {total:,} bytes")
 
 
-def _transfer(url: str, part: _PartFile, reporter: Reporter) -> None:
+def _transfer(url: str, part: PartFile, size: int | None, reporter: Reporter) -> None:
     """Fetch what the ``.part`` lacks, retrying transient failures with exponential backoff."""
-    with reporter.bar(part.path.stem, None) as bar:
+    with reporter.bar(part.path.stem, size) as bar:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                _attempt(url, part, bar, reporter)
+                _attempt(url, part, size, bar, reporter)
                 return
             except _Transient as err:
                 if attempt == ATTEMPTS:
@@ -171,65 +164,85 @@ def _transfer(url: str, part: _PartFile, reporter: Reporter) -> None:
                 time.sleep(delay)
 
 
-def _describe(digests: dict[str, str], pinned: dict[str, str]) -> str:
-    verified = [f"{name} {pinned[name]} verified" for name in sorted(pinned)]
-    if not pinned:
-        verified.append("no checksum pinned")
-    return "; ".join([*verified, f"sha256 {digests['sha256']}"])
+def _size_mismatch(actual: int, size: int | None) -> str | None:
+    return None if size is None or actual == size else f"size is {actual:,} bytes, expected {size:,}"
 
 
-def _mismatch(digests: dict[str, str], pinned: dict[str, str]) -> str | None:
-    """'NAME is X, expected Y' for the first pinned checksum that does not match; None when all match."""
-    for name, expected in sorted(pinned.items()):
-        if digests[name] != expected:
-            return f"{name} is {digests[name]}, expected {expected}"
-    return None
-
-
-def _check_present(path: Path, pinned: dict[str, str], reporter: Reporter) -> Path:
-    """Accept a file already at `path` if it matches every pinned checksum."""
-    digests = digest_file(path, {"sha256", *pinned})
-    if mismatch := _mismatch(digests, pinned):
-        raise TnqError(f"{path} exists but its {mismatch}; delete it and re-run to download it again")
-    reporter.note(f"{path} is already present ({_describe(digests, pinned)}); not downloading it again")
+def _check_present(path: Path, expected: dict[str, str], size: int | None, recorded: bool,
+                   reporter: Reporter) -> Path:
+    """Accept a file already at `path` if it has the expected size and checksums."""
+    digests = digest_file(path, {"sha256", *expected})
+    if problem := _size_mismatch(path.stat().st_size, size) or mismatch(digests, expected):
+        origin = f" (recorded at its first download in {record_path(path).name})" if recorded else ""
+        raise TnqError(f"{path} exists but its {problem}{origin}; delete it and re-run to download it again")
+    reporter.note(f"{path} is already present ({describe(digests, expected, recorded)}); not downloading it again")
     return path
 
 
-def download(url: str, path: Path, md5: str | None = None, sha256: str | None = None,
-             reporter: Reporter = SILENT) -> Path:
-    """Download `url` to `path`, resuming a previous ``.part``; verify the given checksums; return `path`.
+def _resumable(part: PartFile, expected: dict[str, str], size: int | None, reporter: Reporter) -> None:
+    """Keep the ``.part`` only where resuming it is safe: no longer than `size`, and a change of the file on
+    the server can be seen (a validator for ``If-Range``, or a checksum to verify)."""
+    if not part.size:
+        return
+    if size is not None and part.size > size:
+        reporter.note(f"{part.path} holds more than the {size:,} bytes of the file; downloading again from zero")
+        part.restart()
+    elif part.validator is None and not expected:
+        reporter.note(f"{part.path} cannot be resumed safely (the server sent no ETag or Last-Modified and no "
+                      "checksum is pinned); downloading again from zero")
+        part.restart()
+    else:
+        reporter.note(f"resuming the download at byte {part.size:,} from {part.path}")
 
-    Without a checksum the file is kept as downloaded and its sha256 is reported so it can be pinned.
+
+def download(url: str, path: Path, md5: str | None = None, sha256: str | None = None, size: int | None = None,
+             reporter: Reporter = SILENT) -> Path:
+    """Download `url` to `path`, resuming a previous ``.part``; verify `size` (bytes) and the given checksums.
+
+    Without a checksum, the sha256 recorded at the first download (``NAME.sha256``) is verified; with none
+    recorded either, the file is kept as downloaded and its sha256 recorded and reported so it can be pinned.
     """
     path = Path(path)
-    pinned = _pinned(md5, sha256)
+    pinned = pinned_checksums(md5, sha256)
+    if size is not None and size < 0:
+        raise TnqError(f"`size` {size} is not a file size; pass the number of bytes of the release")
+    recorded = None if pinned else read_record(path)
+    expected = pinned or ({"sha256": recorded} if recorded else {})
     if path.exists():
-        return _check_present(path, pinned, reporter)
+        return _check_present(path, expected, size, recorded is not None, reporter)
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = _PartFile(path.with_name(path.name + ".part"), {"sha256", *pinned})
-    if part.size:
-        reporter.note(f"resuming {path.name} at byte {part.size:,} from {part.path}")
-    _transfer(url, part, reporter)
+    part = PartFile(path.with_name(path.name + ".part"), {"sha256", *expected})
+    _resumable(part, expected, size, reporter)
+    _transfer(url, part, size, reporter)
     digests = part.hexdigests()
-    if mismatch := _mismatch(digests, pinned):
-        part.path.unlink()
-        raise TnqError(f"checksum mismatch for {url}: {mismatch}; deleted {part.path} so the next run "
-                       f"starts afresh; check the address and the checksum")
-    os.replace(part.path, path)
-    reporter.note(f"saved {path} ({_describe(digests, pinned)})")
-    if not pinned:
-        reporter.note(f"warning: no checksum is pinned for {path.name}, its integrity is unverified; "
-                      f"pass `sha256` {digests['sha256']} on later runs to pin it")
+    wrong_size = _size_mismatch(part.size, size)
+    if problem := wrong_size or mismatch(digests, expected):
+        part.restart()
+        origin = f" (the sha256 recorded at its first download in {record_path(path).name}: if the release " \
+                 "changed on purpose, delete that file)" if recorded else ""
+        raise TnqError(f"{'size' if wrong_size else 'checksum'} mismatch for {url}: {problem}{origin}; deleted "
+                       f"{part.path} so the next run starts afresh; check the address, the size and the checksum")
+    part.finish(path)
+    write_record(path, digests["sha256"])
+    reporter.note(f"saved {path} ({describe(digests, expected, recorded is not None)})")
+    if not expected:
+        reporter.note(f"warning: no checksum is pinned for {path.name}, its integrity is unverified; its sha256 "
+                      f"is recorded in {record_path(path).name} and checked on later runs; pass `sha256` "
+                      f"{digests['sha256']} to pin it")
     return path
 
 
 def fetch_dataset(name: str, dest: Path, version: str | None = None, url: str | None = None,
-                  md5: str | None = None, sha256: str | None = None, reporter: Reporter = SILENT) -> Path:
+                  md5: str | None = None, sha256: str | None = None, size: int | None = None,
+                  reporter: Reporter = SILENT) -> Path:
     """Download a catalogued dataset release into the folder `dest`; return the verified file's path.
 
-    `url` replaces the published address (a mirror); `md5`/`sha256` replace the pinned checksums.
+    `url` replaces the published address (a mirror); `md5`/`sha256` replace the pinned checksums, and the
+    pinned size with them; `size` (bytes) replaces the pinned size.
     """
     release = lookup(name, version)
     if not (md5 or sha256):
         md5, sha256 = release.md5, release.sha256
-    return download(url or release.url, Path(dest) / release.filename, md5=md5, sha256=sha256, reporter=reporter)
+        size = release.size if size is None else size
+    return download(url or release.url, Path(dest) / release.filename, md5=md5, sha256=sha256, size=size,
+                    reporter=reporter)
