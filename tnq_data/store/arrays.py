@@ -1,17 +1,27 @@
-"""One zarr v3 array per (shard, column): content hashing, atomic writes, whole-array reads."""
+"""One zarr v3 array per (shard, column): content hashing, durable atomic writes, checked whole-array reads."""
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import xxhash
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
+
+from tnq_core.errors import TnqError
+from tnq_data.store.durable import fsync_tree, temporary_sibling
 
 #: Length of the content-hash prefix in array directory names.
 PATH_HASH_CHARS = 16
+
+
+class DamagedArray(TnqError):
+    """An array that cannot be read or does not hold what the manifest says; `reason` says how."""
+
+    def __init__(self, root: Path, relpath: str, reason: str) -> None:
+        super().__init__(f"{root / relpath}: {reason}; the store is damaged: run `tnq-data verify {root}`")
+        self.reason = reason
 
 
 def content_hash(array: np.ndarray) -> str:
@@ -37,33 +47,65 @@ def combine_hashes(hashes: list[str]) -> str:
 
 
 def _compressors(array: np.ndarray) -> tuple:
-    """Floats are stored raw (they hardly compress and raw writes are 2-3x faster); the rest with zstd."""
-    return () if array.dtype.kind == "f" else (ZstdCodec(level=3, checksum=True),)
+    """Every chunk carries a checksum that zarr checks on decode: crc32c on raw floats (they hardly compress
+    and raw writes are 2-3x faster), zstd's own checksum on the rest."""
+    return (Crc32cCodec(),) if array.dtype.kind == "f" else (ZstdCodec(level=3, checksum=True),)
 
 
-def write_array(root: Path, relpath: str, array: np.ndarray) -> None:
-    """Write `array` (non-empty) as one single-chunk zarr array at `root/relpath`, atomically (tmp dir + rename).
+def _holds(root: Path, relpath: str, digest: str) -> bool:
+    """Whether the array at `relpath` decodes and hashes to `digest`."""
+    try:
+        return content_hash(read_array(root, relpath)) == digest
+    except Exception:  # any decoding failure means the path does not hold the array
+        return False
 
-    An existing `relpath` is content-addressed, hence already holds these values, and is kept.
+
+def write_array(root: Path, relpath: str, array: np.ndarray, digest: str | None = None) -> None:
+    """Write `array` (non-empty) as one single-chunk zarr array at `root/relpath`, durably and atomically.
+
+    The array is written in a temporary directory, flushed to the disk, then renamed into place. A path
+    that exists already is content-addressed, so it is kept if it holds `array` (`digest`, its
+    `content_hash`) and flushed again; damaged, it is replaced. The caller flushes the parent directory.
     """
     final = root / relpath
-    if final.exists():
+    digest = digest or content_hash(array)
+    if final.exists() and _holds(root, relpath, digest):
+        fsync_tree(final)
         return
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
+    tmp = temporary_sibling(final)
     dtype = str if array.dtype.kind in "OUT" else array.dtype
     z = zarr.create_array(store=str(tmp), shape=array.shape, dtype=dtype, chunks=array.shape,
-                          compressors=_compressors(array), fill_value=None if dtype is str else 0)
+                          compressors=_compressors(array), fill_value=None if dtype is str else 0,
+                          config={"write_empty_chunks": True})
     z[...] = array
-    try:
+    fsync_tree(tmp)
+    if final.exists():
+        damaged = temporary_sibling(final)
+        os.rename(final, damaged)
         os.rename(tmp, final)
-    except OSError:
-        if not final.exists():
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(damaged)
+    else:
+        os.rename(tmp, final)
 
 
 def read_array(root: Path, relpath: str) -> np.ndarray:
     """Read a whole array written by `write_array` (text comes back as an object array of str)."""
     values = zarr.open_array(store=str(root / relpath), mode="r")[...]
     return values.astype(object) if values.dtype.kind in "TU" else values
+
+
+def read_checked(root: Path, relpath: str, shape: tuple[int, ...], digest: str | None = None) -> np.ndarray:
+    """`read_array`, raising `DamagedArray` unless it decodes (chunk checksums included) to `shape` and,
+    when `digest` is given, to values with that `content_hash`."""
+    if not (root / relpath / "zarr.json").is_file():
+        raise DamagedArray(root, relpath, "missing zarr.json")
+    try:
+        values = read_array(root, relpath)
+    except Exception as err:  # any decoding failure is damage to report, not a crash
+        raise DamagedArray(root, relpath, f"unreadable: {type(err).__name__}: {err}") from err
+    if values.shape != shape:
+        raise DamagedArray(root, relpath, f"shape {values.shape}, expected {shape}")
+    if digest is not None and content_hash(values) != digest:
+        raise DamagedArray(root, relpath, "content hash differs from the manifest")
+    return values

@@ -14,6 +14,7 @@ from pathlib import Path
 import xxhash
 
 from tnq_core.errors import TnqError
+from tnq_data.store.durable import atomic_write, fsync_path
 from tnq_data.store.format import FORMAT_NAME, SCHEMA_VERSION
 from tnq_data.units import STORE_UNITS
 
@@ -21,7 +22,10 @@ HEAD = "HEAD"
 VERSIONS = "versions"
 LOCK = ".lock"
 #: Manifest keys that describe how a version was made, not what it holds: outside the content hash.
-NOT_HASHED = ("version", "parent", "provenance")
+NOT_HASHED = ("version", "parent", "provenance", "checksum")
+#: Key of the hash over every other key of a manifest (provenance included); absent from manifests written
+#: before it was introduced, which are checked against their version id only.
+CHECKSUM = "checksum"
 _PACKAGES = ("tnq", "numpy", "zarr", "h5py", "rdkit", "dask", "torch", "tblite", "openff-toolkit", "ambertools")
 
 
@@ -34,6 +38,11 @@ def content_id(manifest: dict) -> str:
     """Hash of what a version holds (schema, counts, shards, arrays, tables), ignoring how it was made."""
     body = {k: v for k, v in manifest.items() if k not in NOT_HASHED}
     return xxhash.xxh3_128_hexdigest(canonical_json(body))
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """xxh3-128 over every key of `manifest` except the checksum itself."""
+    return xxhash.xxh3_128_hexdigest(canonical_json({k: v for k, v in manifest.items() if k != CHECKSUM}))
 
 
 def version_id(manifest: dict) -> str:
@@ -71,7 +80,7 @@ def make_provenance(provenance: dict | None, parent: str | None) -> dict:
 
 
 def new_manifest(parent: str | None, counts: dict, shards: list, arrays: dict, tables: dict, provenance: dict) -> dict:
-    """Assemble a manifest and stamp its version id."""
+    """Assemble a manifest and stamp its version id and checksum."""
     manifest = {
         "format": FORMAT_NAME,
         "schema_version": SCHEMA_VERSION,
@@ -84,30 +93,31 @@ def new_manifest(parent: str | None, counts: dict, shards: list, arrays: dict, t
         "provenance": provenance,
     }
     manifest["version"] = version_id(manifest)
+    manifest[CHECKSUM] = manifest_checksum(manifest)
     return manifest
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_version(root: Path, manifest: dict) -> None:
-    """Write `versions/<id>.json` (never overwritten) and then point HEAD at it, each atomically."""
-    (root / VERSIONS).mkdir(parents=True, exist_ok=True)
-    path = root / VERSIONS / f"{manifest['version']}.json"
-    if not path.exists():
-        _atomic_write(path, json.dumps(manifest, indent=1, sort_keys=True).encode())
-    _atomic_write(root / HEAD, f"{manifest['version']}\n".encode())
-    fd = os.open(root, os.O_RDONLY)
+    """Write `versions/<id>.json` (kept if it exists intact) and then point HEAD at it, each atomically and durably.
+
+    The caller has already flushed every array the manifest names: after this returns, HEAD and everything it
+    names survive a power loss.
+    """
+    versions = root / VERSIONS
+    versions.mkdir(parents=True, exist_ok=True)
+    if not _intact(root, manifest["version"]):
+        atomic_write(versions / f"{manifest['version']}.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+    fsync_path(root)
+    atomic_write(root / HEAD, f"{manifest['version']}\n".encode())
+
+
+def _intact(root: Path, version: str) -> bool:
+    """Whether `versions/<version>.json` exists and passes `read_manifest`'s checks."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        read_manifest(root, version)
+    except TnqError:
+        return False
+    return True
 
 
 def is_store(root: Path) -> bool:
@@ -128,7 +138,10 @@ def head_version(root: Path) -> str:
 
 
 def read_manifest(root: Path, version: str | None = None) -> dict:
-    """The manifest of `version` (HEAD when None), checked against its own version id."""
+    """The manifest of `version` (HEAD when None), checked against its own version id and its checksum.
+
+    Cheap (one hash of a small JSON document); a damaged manifest raises `TnqError` naming the file.
+    """
     vid = version or head_version(root)
     path = root / VERSIONS / f"{vid}.json"
     if not path.is_file():
@@ -142,6 +155,10 @@ def read_manifest(root: Path, version: str | None = None) -> dict:
         raise TnqError(f"{path} is not a tnq manifest; the store is damaged: run `tnq-data verify {root}`")
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise TnqError(f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}; upgrade tnq")
+    if manifest.get("version") != vid or version_id(manifest) != vid:
+        raise TnqError(f"{path}: its contents do not hash to version {vid}; the store is damaged: run `tnq-data verify {root}`")
+    if CHECKSUM in manifest and manifest_checksum(manifest) != manifest[CHECKSUM]:
+        raise TnqError(f"{path}: its contents do not match its checksum; the store is damaged: run `tnq-data verify {root}`")
     return manifest
 
 

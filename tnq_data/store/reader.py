@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from tnq_core.errors import TnqError
-from tnq_data.store.arrays import read_array
+from tnq_data.store.arrays import read_checked
 from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import read_manifest
 
@@ -36,12 +36,17 @@ class Shard:
 
 
 class Store:
-    """A read-only view of one version of a store. Create it with `open_store`."""
+    """A read-only view of one version of a store. Create it with `open_store`.
 
-    def __init__(self, root: Path, manifest: dict, cache_shards: int = 4) -> None:
+    Every array read is checked: its chunk checksum (by zarr), its shape against the manifest and, with
+    `verify`, its content hash against the manifest. A damaged array raises `DamagedArray` (a `TnqError`).
+    """
+
+    def __init__(self, root: Path, manifest: dict, cache_shards: int = 4, verify: bool = True) -> None:
         self.root = root
         self.manifest = manifest
         self.cache_shards = cache_shards
+        self.verify = verify
         self._cache: OrderedDict[int, Shard] = OrderedDict()
         counts = {axis: np.cumsum([0] + [s[f"{axis}s"] for s in manifest["shards"]]) for axis in ("molecule", "conformer", "atom")}
         self._starts = counts
@@ -102,11 +107,11 @@ class Store:
             raise TnqError(f"{self.root}: no column {name!r} in version {self.version} (columns: {', '.join(self.columns)})") from None
 
     def _read(self, name: str, shard: int) -> np.ndarray:
-        relpath = self._entry(name)["shards"][shard]["path"]
-        try:
-            return read_array(self.root, relpath)
-        except Exception as err:  # a damaged array: say where, never a bare traceback
-            raise TnqError(f"{self.root / relpath}: cannot read ({type(err).__name__}: {err}); run `tnq-data verify {self.root}`") from err
+        entry = self._entry(name)
+        part = entry["shards"][shard]
+        axis = entry["axis"]
+        rows = self.manifest["shards"][shard][f"{axis}s"] + (1 if name in OFFSET_COLUMNS else 0)
+        return read_checked(self.root, part["path"], (rows, *entry["inner_shape"]), part["hash"] if self.verify else None)
 
     def _load(self, index: int, columns: list[str] | None) -> Shard:
         if not 0 <= index < self.n_shards:
@@ -193,7 +198,12 @@ def conformer_record(shard: Shard, local: int) -> dict[str, np.ndarray]:
     return record
 
 
-def open_store(path: Path | str, version: str | None = None, cache_shards: int = 4) -> Store:
-    """Open version `version` (HEAD when None) of the store at `path` for reading."""
+def open_store(path: Path | str, version: str | None = None, cache_shards: int = 4, verify: bool = True) -> Store:
+    """Open version `version` (HEAD when None) of the store at `path` for reading.
+
+    The manifest is checked on open (`TnqError` if damaged). With `verify` (the default) each array's content
+    hash is checked as it is read, at a cost of about 1% of streaming speed (bench/bench_store.py); without
+    it, only chunk checksums and shapes are.
+    """
     root = Path(path)
-    return Store(root, read_manifest(root, version), cache_shards)
+    return Store(root, read_manifest(root, version), cache_shards, verify)

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from tnq_core.errors import TnqError
-from tnq_data.store.arrays import content_hash, read_array
+from tnq_data.store.arrays import DamagedArray, read_checked
 from tnq_data.store.format import OFFSET_COLUMNS
-from tnq_data.store.manifest import VERSIONS, head_version, read_manifest, version_id
+from tnq_data.store.manifest import VERSIONS, head_version, read_manifest
 
 
 def _array_files(path: Path) -> str:
@@ -14,34 +14,29 @@ def _array_files(path: Path) -> str:
     return ", ".join(files) if files else str(path)
 
 
-def _check_array(root: Path, relpath: str, expected_hash: str, rows: int) -> str | None:
+def _check_array(root: Path, relpath: str, expected_hash: str, shape: tuple[int, ...]) -> str | None:
     path = root / relpath
     if not (path / "zarr.json").is_file():
         return f"missing: {path / 'zarr.json'}"
     try:
-        values = read_array(root, relpath)
-    except Exception as err:  # any decoding failure is damage to report, not a crash
-        return f"damaged: {_array_files(path)} (unreadable: {type(err).__name__})"
-    if len(values) != rows:
-        return f"damaged: {_array_files(path)} ({len(values)} rows, expected {rows})"
-    if content_hash(values) != expected_hash:
-        return f"damaged: {_array_files(path)} (content hash differs from the manifest)"
+        read_checked(root, relpath, shape, expected_hash)
+    except DamagedArray as err:
+        return f"damaged: {_array_files(path)} ({err.reason})"
     return None
 
 
 def verify_version(root: Path, version: str) -> list[str]:
-    """Problems found in one version: its manifest and every array it refers to."""
+    """Problems found in one version: its manifest (id and checksum) and every array it refers to."""
     try:
         manifest = read_manifest(root, version)
     except TnqError as err:
-        return [str(err)]
+        return [f"damaged: {err}"]
     problems = []
-    if version_id(manifest) != manifest.get("version") or manifest.get("version") != version:
-        problems.append(f"damaged: {root / VERSIONS / (version + '.json')} (its contents do not hash to version {version})")
     for name, entry in sorted(manifest["arrays"].items()):
         extra = 1 if name in OFFSET_COLUMNS else 0
         for shard, part in zip(manifest["shards"], entry["shards"]):
-            problem = _check_array(root, part["path"], part["hash"], shard[f"{entry['axis']}s"] + extra)
+            shape = (shard[f"{entry['axis']}s"] + extra, *entry["inner_shape"])
+            problem = _check_array(root, part["path"], part["hash"], shape)
             if problem:
                 problems.append(problem)
     return problems

@@ -1,6 +1,5 @@
 """Writing stores: new versions from molecule batches, and new versions that add columns."""
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import numpy as np
 
 from tnq_core.errors import TnqError
 from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, write_array
+from tnq_data.store.durable import TMP_PREFIX, fsync_path, remove_temporaries, sync_dirs
 from tnq_data.store.format import (AXES, OFFSET_COLUMNS, Column, MoleculeBatch, cast_column,
                                    check_column_name, column_spec, concat_batches, dtype_name, slice_molecules)
 from tnq_data.store.manifest import (LOCK, VERSIONS, content_id, is_store, make_provenance, new_manifest,
@@ -35,16 +35,18 @@ def _molecule_bytes(batch: MoleculeBatch) -> np.ndarray:
 
 
 class _ShardedColumns:
-    """Accumulates array entries of the manifest, shard by shard."""
+    """Accumulates array entries of the manifest, shard by shard, and the directories they were written in."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.arrays: dict[str, dict] = {}
+        self.dirs: set[Path] = set()
 
     def put(self, shard: int, name: str, axis: str, values: np.ndarray, unit: str | None) -> None:
         digest = content_hash(values)
         relpath = f"shards/{shard:05d}/{name}.{digest[:PATH_HASH_CHARS]}"
-        write_array(self.root, relpath, values)
+        write_array(self.root, relpath, values, digest)
+        self.dirs.add((self.root / relpath).parent)
         entry = self.arrays.setdefault(name, {"axis": axis, "dtype": dtype_name(values),
                                               "inner_shape": list(values.shape[1:]), "unit": unit, "shards": []})
         entry["shards"].append({"path": relpath, "hash": digest})
@@ -123,14 +125,14 @@ class StoreWriter:
             self.columns.put(index, name, axis, values.astype(np.int64), None)
         self.shards.append({"molecules": len(n_conf), "conformers": len(n_atoms), "atoms": int(n_atoms.sum())})
 
-    def close(self) -> tuple[dict, list[dict], dict[str, dict]]:
-        """Write what is pending; return (counts, shards, arrays) for the manifest."""
+    def close(self) -> tuple[dict, list[dict], dict[str, dict], set[Path]]:
+        """Write what is pending; return (counts, shards, arrays) for the manifest and the directories written in."""
         if self._pending:
             self._flush(final=True)
         if not self.shards:
             raise TnqError(f"nothing to write to {self.root}: no molecule passed curation (see the drop counts)")
         counts = {axis: sum(s[f"{axis}s"] for s in self.shards) for axis in AXES}
-        return counts, self.shards, self.columns.finish()
+        return counts, self.shards, self.columns.finish(), self.columns.dirs
 
 
 def _check_root(root: Path) -> None:
@@ -138,23 +140,24 @@ def _check_root(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise TnqError(f"{root} is a file, not a store directory; choose another `out`")
     if root.is_dir() and not is_store(root):
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES)
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in _STORE_ENTRIES and not p.name.startswith(TMP_PREFIX))
         if foreign:
             raise TnqError(f"{root} exists and is not a tnq store (it holds {foreign[0]}); choose a new or empty directory")
 
 
-def _remove_temporaries(root: Path) -> None:
-    """Remove what an interrupted write left behind; only under the writer lock."""
-    for tmp in root.glob("shards/*/.tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _commit(root: Path, parent: str | None, counts: dict, shards: list, arrays: dict, tables: dict,
-            provenance: dict | None) -> str:
-    """Write the new version unless its content equals the parent's; return the resulting HEAD id."""
+            provenance: dict | None, dirs: set[Path]) -> str:
+    """Write the new version unless its content equals the parent's; return the resulting HEAD id.
+
+    `dirs` received new arrays: they and their ancestors (and, for a new store, its parent directory) are
+    flushed before the manifest is written, so that HEAD never names an array a power loss can take away.
+    """
     manifest = new_manifest(parent, counts, shards, arrays, tables, make_provenance(provenance, parent))
     if parent is not None and content_id(manifest) == content_id(read_manifest(root, parent)):
         return parent
+    sync_dirs(dirs, root)
+    if parent is None:
+        fsync_path(root.parent.resolve())
     write_version(root, manifest)
     return manifest["version"]
 
@@ -171,13 +174,13 @@ def write_store(root: Path | str, batches: Iterable[MoleculeBatch], *, provenanc
     root = Path(root)
     _check_root(root)
     with writer_lock(root):
-        _remove_temporaries(root)
+        remove_temporaries(root)
         parent = read_manifest(root)["version"] if is_store(root) else None
         writer = StoreWriter(root, shard_bytes)
         for batch in batches:
             writer.append(batch)
-        counts, shards, arrays = writer.close()
-        return _commit(root, parent, counts, shards, arrays, tables or {}, provenance)
+        counts, shards, arrays, dirs = writer.close()
+        return _commit(root, parent, counts, shards, arrays, tables or {}, provenance, dirs)
 
 
 def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dict | None = None,
@@ -190,7 +193,7 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
     root = Path(root)
     read_manifest(root)
     with writer_lock(root):
-        _remove_temporaries(root)
+        remove_temporaries(root)
         base = read_manifest(root)
         sharded = _ShardedColumns(root)
         for name, column in sorted(columns.items()):
@@ -210,7 +213,8 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
                 sharded.put(shard, name, column.axis, values[lo:hi], column.unit or unit)
         arrays = {**base["arrays"], **sharded.finish()}
         merged_tables = {**base["tables"], **(tables or {})}
-        return _commit(root, base["version"], base["counts"], base["shards"], arrays, merged_tables, provenance)
+        return _commit(root, base["version"], base["counts"], base["shards"], arrays, merged_tables, provenance,
+                       sharded.dirs)
 
 
 
