@@ -16,7 +16,8 @@ from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
 from .references import fit_references
-from .splits import conformer_mask, cover_training, molecule_elements, molecule_states, split_molecules
+from .splits import (conformer_mask, cover_training, molecule_elements, molecule_state_pairs, molecule_states,
+                     split_molecules, spread_states)
 
 
 @dataclass
@@ -30,13 +31,15 @@ class Setup:
 
 
 def new_splits(store: Store, split: SplitConfig) -> dict[str, np.ndarray]:
-    """Molecule indices of each split drawn from `split`, with every element, total charge and multiplicity of
-    the store in the training split."""
+    """Molecule indices of each split drawn from `split`: every (total charge, multiplicity) state that three
+    molecules have in val and test, and every element, total charge and multiplicity in train."""
     molecule = store.column("molecule")
     splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
     elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
-    states = molecule_states(store.column("total_charge"), store.column("multiplicity"), molecule)
-    return cover_training(splits, [e | s for e, s in zip(elements, states)])
+    charge, multiplicity = store.column("total_charge"), store.column("multiplicity")
+    labels = [e | s for e, s in zip(elements, molecule_states(charge, multiplicity, molecule))]
+    splits = spread_states(splits, molecule_state_pairs(charge, multiplicity, molecule), labels)
+    return cover_training(splits, labels)
 
 
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:

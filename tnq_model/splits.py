@@ -1,5 +1,6 @@
 """Train/val/test splits by molecule: every conformer (and spin state) of a molecule lands on one side."""
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,55 @@ def molecule_states(total_charge: np.ndarray, multiplicity: np.ndarray, molecule
         for j, value in np.unique(np.stack([molecule, values.astype(np.int64)], axis=1), axis=0).tolist():
             states[j].add((name, value))
     return states
+
+
+def molecule_state_pairs(total_charge: np.ndarray, multiplicity: np.ndarray,
+                         molecule: np.ndarray) -> list[set[tuple[int, int]]]:
+    """The (total charge, multiplicity) pairs each molecule has; store columns (C,)."""
+    pairs: list[set[tuple[int, int]]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
+    rows = np.stack([molecule, total_charge.astype(np.int64), multiplicity.astype(np.int64)], axis=1)
+    for j, q, m in np.unique(rows, axis=0).tolist():
+        pairs[j].add((q, m))
+    return pairs
+
+
+def spread_states(splits: dict[str, np.ndarray], pairs: list[set[tuple[int, int]]], labels: list[set],
+                  minimum: int = 3) -> dict[str, np.ndarray]:
+    """Swap molecules so that every (total charge, multiplicity) state that at least `minimum` molecules have
+    is in each non-empty val and test split, and the test report covers every state present.
+
+    A training molecule with the missing state moves out (the first in index order whose `labels`, elements
+    and states, all have another holder in train), and a molecule of that split whose states all have another
+    holder there moves into train, so the sizes stay (when there is none the split grows by one). Rarest
+    states first; deterministic.
+    """
+    out = {name: sorted(int(j) for j in ids) for name, ids in splits.items()}
+    holders: dict[tuple[int, int], list[int]] = {}
+    for j, held in enumerate(pairs):
+        for state in held:
+            holders.setdefault(state, []).append(j)
+    side = {j: name for name, ids in out.items() for j in ids}
+    train_count = Counter(x for j in out["train"] for x in labels[j] | pairs[j])
+    for state in sorted(holders, key=lambda st: (len(holders[st]), st)):
+        for name in ("test", "val"):
+            if len(holders[state]) < minimum or not out[name] or any(state in pairs[j] for j in out[name]):
+                continue
+            mover = next((j for j in holders[state] if side[j] == "train"
+                          and all(train_count[x] > 1 for x in labels[j] | pairs[j])), None)
+            if mover is None:
+                continue
+            count = Counter(x for j in out[name] + [mover] for x in pairs[j])
+            back = next((j for j in out[name] if all(count[x] > 1 for x in pairs[j])), None)
+            out["train"].remove(mover)
+            out[name].append(mover)
+            side[mover] = name
+            train_count.subtract(labels[mover] | pairs[mover])
+            if back is not None:
+                out[name].remove(back)
+                out["train"].append(back)
+                side[back] = "train"
+                train_count.update(labels[back] | pairs[back])
+    return {name: np.array(sorted(ids), np.int64) for name, ids in out.items()}
 
 
 def cover_training(splits: dict[str, np.ndarray], labels: list[set]) -> dict[str, np.ndarray]:

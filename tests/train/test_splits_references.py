@@ -114,3 +114,32 @@ def test_molecules_with_states_missing_from_train_move_to_train():
                       {("charge", -1), ("multiplicity", 2)}]
     splits = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([], dtype=np.int64)}
     assert cover_training(splits, states)["train"].tolist() == [0, 1, 2]
+
+
+def test_spread_states_puts_every_state_of_three_molecules_in_val_and_test():
+    from tnq_model.splits import spread_states
+
+    # 10 molecules: 0-6 neutral singlets, 7-9 the only triplets; a random split left every triplet in train
+    pairs = [{(0, 1)}] * 7 + [{(0, 3)}] * 3
+    labels = [{6, 1}] * 10
+    splits = {"train": np.array([2, 3, 4, 5, 7, 8, 9]), "val": np.array([0, 6]), "test": np.array([1])}
+    spread = spread_states(splits, pairs, labels)
+    # val swaps a singlet for a triplet; test's only molecule is its only singlet, so test grows by one
+    assert {k: len(v) for k, v in spread.items()} == {"train": 6, "val": 2, "test": 2}
+    for name in ("val", "test"):
+        assert {(0, 3), (0, 1)} & set().union(*(pairs[j] for j in spread[name])) >= {(0, 3)}, name
+    assert any(pairs[j] == {(0, 3)} for j in spread["train"]), "train keeps a triplet"
+    assert any(pairs[j] == {(0, 1)} for j in spread["test"]), "test keeps its singlet"
+    np.testing.assert_array_equal(np.sort(np.concatenate(list(spread.values()))), np.arange(10))
+
+
+def test_spread_states_leaves_rare_states_and_training_labels_alone():
+    from tnq_model.splits import spread_states
+
+    # a state of two molecules stays where it is; a triplet whose element only it has never leaves train
+    pairs = [{(0, 1)}] * 6 + [{(1, 2)}] * 2 + [{(0, 3)}] * 3
+    labels = [{6}] * 8 + [{6, 9}, {6}, {6}]
+    splits = {"train": np.array([0, 1, 2, 6, 7, 8, 9, 10]), "val": np.array([3, 4]), "test": np.array([5])}
+    spread = spread_states(splits, pairs, labels)
+    assert set(spread["train"].tolist()) >= {6, 7, 8}, "the cation pair stays; the fluorine triplet stays"
+    assert 9 in spread["test"] and 10 in spread["val"]
