@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tnq_core.errors import TnqError
-from tnq_data.sources.archive import extract_dir, safe_extract
+from tnq_data.sources.archive import SOURCE_RECORD, extract_dir, safe_extract, source_record
 
 CONTENT = {"QMspin/readme.txt": b"carbenes\n", "QMspin/geometries/1_t.xyz": b"3\n\nC 0 0 0\n" * 50}
 TAR_MODES = {"tar": "w", "tar.gz": "w:gz", "tgz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz"}
@@ -116,3 +116,40 @@ def test_existing_destination_and_non_archives_are_refused(tmp_path: Path) -> No
         safe_extract(tmp_path / "missing.zip", tmp_path / "elsewhere")
     with pytest.raises(TnqError, match="not a supported archive"):
         extract_dir(tmp_path / "data.h5")
+
+
+def _bomb_members(n_members: int, member_bytes: int) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [(tarfile.TarInfo(f"QMspin/zeros_{i}.bin"), bytes(member_bytes)) for i in range(n_members)]
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_archives_beyond_the_size_or_entry_limits_are_refused_and_nothing_is_left(tmp_path: Path, kind: str) -> None:
+    """5 MB of zeros compress to a few kB: refused at max_bytes=1 MB or max_members=4, extracted at limits of its own size."""
+    members = _bomb_members(5, 1 << 20)
+    archive = tmp_path / f"bomb.{kind}"
+    if kind == "zip":
+        entries = [(zipfile.ZipInfo(info.name), data) for info, data in members]
+        for info, _ in entries:
+            info.compress_type = zipfile.ZIP_DEFLATED
+        _zip(archive, entries)
+    else:
+        _tar(archive, "w:gz", members)
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(TnqError, match=r"unpacks into more than 1,048,576 bytes \(reached at entry"):
+        safe_extract(archive, tmp_path / "out", max_bytes=1 << 20)
+    with pytest.raises(TnqError, match="more than 4 entries, the limit against archive bombs"):
+        safe_extract(archive, tmp_path / "out", max_members=4)
+    assert _leftovers(tmp_path, archive) == []
+    assert len(safe_extract(archive, tmp_path / "out", max_bytes=5 << 20, max_members=5)) == 5
+
+
+def test_the_archive_record_is_kept_beside_the_files_and_cannot_be_forged(tmp_path: Path) -> None:
+    archive = _tar(tmp_path / "a.tar", "w", _good_tar_members())
+    source = {"name": "a.tar", "sha256": "0" * 64, "bytes": archive.stat().st_size}
+    files = safe_extract(archive, tmp_path / "out", source=source)
+    assert files == sorted(tmp_path / "out" / name for name in CONTENT)
+    assert source_record(tmp_path / "out") == source
+    assert source_record(tmp_path) is None
+    forged = _tar(tmp_path / "forged.tar", "w", [*_good_tar_members(), (tarfile.TarInfo(SOURCE_RECORD), b"{}")])
+    with pytest.raises(TnqError, match="tnq's own record"):
+        safe_extract(forged, tmp_path / "forged")

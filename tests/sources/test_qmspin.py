@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from tnq_core.errors import TnqError
+from tnq_core.hashing import file_checksum
+from tnq_data.sources.checksums import write_record
 from tnq_data.sources.qmspin import curate_qmspin
 from tnq_data.store import open_store
 from tnq_data.units import HARTREE_TO_EV
@@ -78,3 +80,50 @@ def test_files_that_do_not_fit_fail_with_file_and_line(tmp_path, name, text, mes
     with pytest.raises(TnqError, match=message):
         curate_qmspin(folder, tmp_path / "s")
     assert not (tmp_path / "s" / "HEAD").exists()
+
+
+# The triplet of methylene with a wider H-C-H angle, its atoms listed H2, C, H1 (H1 at +y, H2 at -y).
+TRIPLET_C, TRIPLET_H1, TRIPLET_H2 = (0.0, 0.0, 0.05), (0.0, 1.02, -0.2), (0.0, -1.02, -0.2)
+SHUFFLED_TRIPLET = [("H", TRIPLET_H2), ("C", TRIPLET_C), ("H", TRIPLET_H1)]
+# ethylidene's triplet, atoms reversed (H, H, H, H, C, C), each moved a little
+ETHYLIDENE_T = [(symbol, (x + 0.03, y - 0.02, z + 0.01)) for symbol, (x, y, z) in ETHYLIDENE[::-1]]
+
+
+def test_a_triplet_listing_its_atoms_in_another_order_is_put_in_the_singlets_order(tmp_path):
+    folder = write_layout(tmp_path / "src", {
+        "geometries_singlet/dsgdb9nsd_000001_1_s.xyz": xyz(METHYLENE, -39.0),
+        "geometries_triplet/dsgdb9nsd_000001_1_t.xyz": xyz(SHUFFLED_TRIPLET, -39.1),
+        "geometries_singlet/dsgdb9nsd_000017_3_s.xyz": xyz(ETHYLIDENE, -78.2),
+        "geometries_triplet/dsgdb9nsd_000017_3_t.xyz": xyz(ETHYLIDENE_T, -78.3),
+    })
+    curate_qmspin(folder, tmp_path / "s")
+    store = open_store(tmp_path / "s")
+    singlet, triplet = store.conformer(0), store.conformer(1)
+    assert singlet["z"].tolist() == triplet["z"].tolist() == [6, 1, 1]
+    np.testing.assert_allclose(triplet["pos"], [TRIPLET_C, TRIPLET_H1, TRIPLET_H2], atol=1e-6)
+    np.testing.assert_allclose(singlet["pos"], [p for _, p in METHYLENE], atol=1e-6)
+    ethylidene_s, ethylidene_t = store.conformer(2), store.conformer(3)
+    assert ethylidene_t["z"].tolist() == ethylidene_s["z"].tolist() == [6, 6, 1, 1, 1, 1]
+    np.testing.assert_allclose(ethylidene_t["pos"], [p for _, p in ETHYLIDENE_T[::-1]], atol=1e-6)
+    # every molecule has one atom order: the z of each conformer is the z of its first conformer
+    z, offsets = store.column("z"), store.column("atom_offset")
+    for j in range(store.n_molecules):
+        first, stop = store.molecule(j)["conformers"]
+        rows = [z[offsets[c]:offsets[c + 1]].tolist() for c in range(first, stop)]
+        assert all(row == rows[0] for row in rows)
+
+
+def test_an_archive_is_checked_against_and_recorded_with_its_download_checksum(tmp_path):
+    folder = write_layout(tmp_path / "src", GOOD)
+    archive = tmp_path / "QMspin_Part1.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="QMspin_Part1")
+    digest = file_checksum(archive)
+    write_record(archive, digest)
+    curate_qmspin(archive, tmp_path / "s")
+    assert open_store(tmp_path / "s").manifest["provenance"]["inputs"][0]["first_download_sha256"] == digest
+    with tarfile.open(archive, "w:gz") as tar:  # the archive changes after its download
+        tar.add(folder / "geometries_singlet", arcname="QMspin_Part1/geometries_singlet")
+    with pytest.raises(TnqError, match=f"is not the {digest} recorded at its download"):
+        curate_qmspin(archive, tmp_path / "t")
+    assert not (tmp_path / "t").exists()

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from tnq_core.errors import TnqError
+from tnq_core.hashing import file_checksum
 
 _HEX_LENGTH = {"md5": 32, "sha256": 64}
 
@@ -59,3 +60,9 @@ def describe(digests: dict[str, str], expected: dict[str, str], recorded: bool) 
     elif not expected:
         verified.append("no checksum pinned")
     return "; ".join([*verified, f"sha256 {digests['sha256']}"])
+
+
+def downloaded_input(path: Path) -> dict[str, str | int]:
+    """Provenance of a downloaded file: its name, sha256 (the one recorded at its download, else computed)
+    and size in bytes."""
+    return {"name": path.name, "sha256": read_record(path) or file_checksum(path), "bytes": path.stat().st_size}

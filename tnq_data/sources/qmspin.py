@@ -9,7 +9,7 @@ its energy in hartree. Coordinates are in Å, separated by spaces and/or commas.
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ from tnq_data.chem import multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, folder_input, to_batch
 from tnq_core.errors import TnqError
 from tnq_core.progress import SILENT, Reporter
-from tnq_data.sources.archive import safe_extract
+from tnq_data.sources.archive import safe_extract, source_record
+from tnq_data.sources.atom_order import reference_order
+from tnq_data.sources.checksums import read_record
 from tnq_data.store import write_store
 from tnq_data.units import HARTREE_TO_EV
 
@@ -105,7 +107,8 @@ def read_structure(path: Path, root: Path) -> Structure:
 
 
 def group_carbenes(structures: list[Structure]) -> list[list[Structure]]:
-    """Structures grouped by (QM9 index, carbene index), sorted, singlet before triplet within a carbene."""
+    """Structures grouped by (QM9 index, carbene index), sorted, singlet before triplet within a carbene; every
+    member in the atom order of the first (`reference_order`), so the molecule has one atom order."""
     groups: dict[tuple[int, int], list[Structure]] = {}
     for structure in sorted(structures, key=lambda s: (s.qm9, s.carbene, s.multiplicity)):
         members = groups.setdefault((structure.qm9, structure.carbene), [])
@@ -113,6 +116,9 @@ def group_carbenes(structures: list[Structure]) -> list[list[Structure]]:
             raise TnqError(f"{structure.path} duplicates {members[-1].path} (same carbene and spin state); remove one")
         if members and not np.array_equal(np.sort(members[0].z), np.sort(structure.z)):
             raise TnqError(f"{structure.path}: its atoms differ from those of {members[0].path}; check both files")
+        if members:
+            order = reference_order(members[0].z, members[0].pos, structure.z, structure.pos)
+            structure = replace(structure, z=structure.z[order], pos=structure.pos[order])
         members.append(structure)
     return list(groups.values())
 
@@ -136,11 +142,32 @@ def curate_qmspin(source: Path, out: Path, reporter: Reporter = SILENT) -> str:
     if not source.exists():
         raise TnqError(f"{source}: no such file or folder; fetch it with `tnq-data fetch qmspin`")
     if source.is_dir():
-        return _curate_folder(source, out, reporter, folder_input(source))
+        return _curate_folder(source, out, reporter, source_input(source))
+    entry = source_input(source)
     with tempfile.TemporaryDirectory(prefix="tnq-qmspin-") as tmp:
         folder = Path(tmp) / "extracted"
         safe_extract(source, folder)
-        return _curate_folder(folder, out, reporter, file_input(source))
+        return _curate_folder(folder, out, reporter, entry)
+
+
+def source_input(source: Path) -> dict:
+    """Provenance of the curated archive or folder, with the sha256 recorded at the archive's download.
+
+    An archive records it as ``first_download_sha256`` (and must still match it), a folder unpacked by
+    ``tnq-data fetch qmspin --extract`` as ``extracted_from`` (the archive's name, sha256 and bytes).
+    """
+    if source.is_dir():
+        entry = folder_input(source)
+        if (archive := source_record(source)) is not None:
+            entry["extracted_from"] = archive
+        return entry
+    entry = file_input(source)
+    if (recorded := read_record(source)) is not None:
+        if recorded != entry["sha256"]:
+            raise TnqError(f"{source}: its sha256 {entry['sha256']} is not the {recorded} recorded at its download "
+                           f"({source.name}.sha256), so it changed since; delete both and fetch it again")
+        entry["first_download_sha256"] = recorded
+    return entry
 
 
 def _curate_folder(folder: Path, out: Path, reporter: Reporter, source: dict) -> str:
