@@ -1,4 +1,4 @@
-"""`tnq-data run PIPELINE.yaml`: plan, then run the stages whose keys changed."""
+"""`tnq-data run PIPELINE.yaml`: plan (which stages run and why), then run them."""
 
 from pathlib import Path
 
@@ -19,14 +19,19 @@ def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pi
         force: list[str] = typer.Option([], "--force", help="Re-run this stage even if up to date (repeatable)."),
         workers: int = typer.Option(None, "--workers", min=1, help="Parallel workers (default: the file's)."),
         workdir: Path = typer.Option(None, "--workdir", help="Output folder (default: the file's workdir, else its name)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON.")) -> None:
+        as_json: bool = typer.Option(False, "--json", help="Print the final state (with --dry-run: the plan) as JSON.")) -> None:
     """Run a pipeline: print the plan, run what changed, end with the version ids produced."""
     pipeline = load_pipeline(pipeline_file)
     folder = workdir_of(pipeline, workdir)
     rows = plan(pipeline, folder, tuple(force))
-    table = Table("stage", "kind", "key", "action", title=f"{pipeline.name} in {folder}")
+    table = Table("stage", "kind", "key", "action", "why", title=f"{pipeline.name} in {folder}")
     for row in rows:
-        table.add_row(row.stage.name, row.stage.kind, row.key[:12], f"run ({row.reason})" if row.run else "skip (up to date)")
+        table.add_row(row.stage.name, row.stage.kind, row.key or "-", row.action, row.reason)
+    if dry_run and as_json:
+        print_json({"pipeline": pipeline.name, "workdir": str(folder), "plan": [
+            {"stage": row.stage.name, "kind": row.stage.kind, "key": row.key, "action": row.action,
+             "reasons": list(row.reasons)} for row in rows]})
+        return
     Console(stderr=as_json, highlight=False).print(table)
     if dry_run:
         return

@@ -19,10 +19,22 @@ class _Stage(BaseModel):
     produces: ClassVar[str] = ""
     #: What its `input` must produce ("" when it takes none).
     consumes: ClassVar[str] = ""
+    #: Distributions whose versions are part of the stage's fingerprint (those its results depend on).
+    tools: ClassVar[tuple[str, ...]] = ()
+    #: Packages whose source files are part of the fingerprint (the code revision of tnq it runs).
+    code: ClassVar[tuple[str, ...]] = ("tnq_core", "tnq_data")
+    #: Whether an interrupted run of the stage continues from what it left (same fingerprint only).
+    resumable: ClassVar[bool] = False
+    #: Whether another package implements the kind (see plugins.py).
+    plugin: ClassVar[bool] = False
+
+    def references(self) -> list[str]:
+        """What this stage reads: stage names, or `stage.file` for one file of a stage."""
+        return []
 
     def inputs(self) -> list[str]:
         """Names of the stages whose outputs this stage reads."""
-        return []
+        return [reference.split(".")[0] for reference in self.references()]
 
 
 class SampleStage(_Stage):
@@ -33,6 +45,7 @@ class SampleStage(_Stage):
     qmspin_carbenes: int = Field(6, ge=1)
     seed: int = 0
     produces: ClassVar[str] = "files"
+    tools: ClassVar[tuple[str, ...]] = ("rdkit", "tblite", "h5py", "numpy")
 
 
 class FetchStage(_Stage):
@@ -44,14 +57,19 @@ class FetchStage(_Stage):
     url: str | None = None
     md5: str | None = None
     sha256: str | None = None
+    size: int | None = Field(None, gt=0, description="bytes")
     produces: ClassVar[str] = "file"
+    #: The file is the published one, checked by its checksum: no tnq code or tool shapes it.
+    code: ClassVar[tuple[str, ...]] = ()
+    #: An interrupted download continues from its `.part`.
+    resumable: ClassVar[bool] = True
 
 
 class _Consumer(_Stage):
     input: str = Field(description="A stage name, or `stage.file` for one file of a `sample` stage.")
 
-    def inputs(self) -> list[str]:
-        return [self.input.split(".")[0]]
+    def references(self) -> list[str]:
+        return [self.input]
 
 
 class CurateSpiceStage(_Consumer):
@@ -63,6 +81,7 @@ class CurateSpiceStage(_Consumer):
     max_force: float | None = Field(None, gt=0, description="eV/Å")
     produces: ClassVar[str] = "store"
     consumes: ClassVar[str] = "file"
+    tools: ClassVar[tuple[str, ...]] = ("h5py", "numpy", "rdkit", "zarr")
 
 
 class CurateQmspinStage(_Consumer):
@@ -71,6 +90,7 @@ class CurateQmspinStage(_Consumer):
     kind: Literal["curate_qmspin"]
     produces: ClassVar[str] = "store"
     consumes: ClassVar[str] = "file"
+    tools: ClassVar[tuple[str, ...]] = ("numpy", "zarr")
 
 
 class ChargesStage(_Consumer):
@@ -83,6 +103,10 @@ class ChargesStage(_Consumer):
     timeout: float | None = Field(None, gt=0, description="s per molecule")
     produces: ClassVar[str] = "store"
     consumes: ClassVar[str] = "store"
+    #: The tools of every scheme (a scheme or fallback of the stage may use any of them), not dask: results
+    #: do not depend on how they are scheduled.
+    tools: ClassVar[tuple[str, ...]] = ("rdkit", "tblite", "ambertools", "openff-toolkit", "openff-nagl",
+                                        "openff-nagl-models", "pyscf", "horton-part", "numpy", "zarr")
 
 
 class TrainStage(_Consumer):
@@ -92,6 +116,10 @@ class TrainStage(_Consumer):
     config: dict = Field(default_factory=dict, description="tnq-train configuration keys (see docs/training.md).")
     produces: ClassVar[str] = "run"
     consumes: ClassVar[str] = "store"
+    #: Its tools and code are the plugin's (`TOOLS`, and the package it belongs to), see fingerprint.py.
+    plugin: ClassVar[bool] = True
+    #: An interrupted training continues from its last.pt.
+    resumable: ClassVar[bool] = True
 
     @field_validator("config")
     @classmethod

@@ -1,0 +1,58 @@
+"""The stage kinds of the data package: sample, fetch, curate_spice, curate_qmspin and charges.
+
+Each takes the stage and the `Context` and returns the stage's outputs (paths as strings, version ids).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tnq_data.pipeline.context import Context
+
+
+def _sample(stage, ctx: Context) -> dict:
+    from tnq_data.sample import make_qmspin_sample, make_spice_sample
+
+    folder = ctx.staging("raw")
+    spice = make_spice_sample(folder / "spice-sample.hdf5", n_conformers=stage.spice_conformers, seed=stage.seed)
+    qmspin = make_qmspin_sample(folder / "qmspin-sample.tar.gz", n_carbenes=stage.qmspin_carbenes, seed=stage.seed)
+    return {"files": {"spice": str(spice), "qmspin": str(qmspin)}}
+
+
+def _fetch(stage, ctx: Context) -> dict:
+    from tnq_data.sources.download import fetch_dataset
+
+    path = fetch_dataset(stage.dataset, ctx.staging("raw"), version=stage.version, url=stage.url,
+                         md5=stage.md5, sha256=stage.sha256, size=stage.size, reporter=ctx.reporter)
+    return {"file": str(path)}
+
+
+def _curate_spice(stage, ctx: Context) -> dict:
+    from tnq_data.sources.spice import curate_spice
+
+    store = ctx.staging("stores")
+    version = curate_spice(Path(ctx.resolve(stage.input)["file"]), store, subset=stage.subset, elements=stage.elements,
+                           max_force=stage.max_force, workers=ctx.workers, reporter=ctx.reporter)
+    return {"store": str(store), "version": version}
+
+
+def _curate_qmspin(stage, ctx: Context) -> dict:
+    from tnq_data.sources.qmspin import curate_qmspin
+
+    store = ctx.staging("stores")
+    version = curate_qmspin(Path(ctx.resolve(stage.input)["file"]), store, reporter=ctx.reporter)
+    return {"store": str(store), "version": version}
+
+
+def _charges(stage, ctx: Context) -> dict:
+    from tnq_data.charges import compute_charges
+
+    store = ctx.checkout(stage.input)
+    version = compute_charges(store, stage.scheme, fallback=stage.fallback, per_conformer=stage.per_conformer,
+                              workers=ctx.workers, timeout=stage.timeout, reporter=ctx.reporter)
+    return {"store": str(store), "version": version}
+
+
+EXECUTORS: dict[str, Callable[[object, Context], dict]] = {
+    "sample": _sample, "fetch": _fetch, "curate_spice": _curate_spice, "curate_qmspin": _curate_qmspin,
+    "charges": _charges,
+}
