@@ -22,12 +22,18 @@ _CONFORMER_INTS = ("total_charge", "multiplicity")
 
 def usable_conformers(store: Store, partial_charges: list[str], target: str) -> np.ndarray:
     """(C,) bool: conformers with a finite target and finite values in every partial-charge column."""
-    usable = np.isfinite(store.column(target))
+    return np.logical_and.reduce(list(finite_conformers(store, partial_charges, target).values()))
+
+
+def finite_conformers(store: Store, partial_charges: list[str], target: str) -> dict[str, np.ndarray]:
+    """Per column (the `target`, then each partial-charge column), (C,) bool: conformers whose values in it
+    are all finite."""
+    finite = {target: np.isfinite(store.column(target))}
     offsets = store.column("atom_offset")
     for name in partial_charges:
         bad_atoms = np.concatenate([[0], np.cumsum(~np.isfinite(store.column(name)))])
-        usable &= bad_atoms[offsets[1:]] == bad_atoms[offsets[:-1]]
-    return usable
+        finite[name] = bad_atoms[offsets[1:]] == bad_atoms[offsets[:-1]]
+    return finite
 
 
 def _pool(shards: list[Shard], selected: np.ndarray) -> dict[str, np.ndarray]:

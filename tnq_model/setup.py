@@ -11,7 +11,7 @@ from tnq_data.store import open_store
 from tnq_data.store.reader import Store
 
 from .config import SplitConfig, TrainConfig
-from .data import usable_conformers
+from .data import finite_conformers
 from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
@@ -52,11 +52,25 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     molecule = store.column("molecule")
     if splits is None:
         splits = new_splits(store, config.split)
-    usable = usable_conformers(store, config.partial_charges, config.target)
+    finite = finite_conformers(store, config.partial_charges, config.target)
+    usable = np.logical_and.reduce(list(finite.values()))
     selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
     if not selected["train"].any():
-        raise TnqError(f"the training split of {config.store} is empty; lower the val/test fractions or use more molecules")
+        raise TnqError(_empty_training_split(config, finite, conformer_mask(molecule, splits["train"])))
     return Setup(store, splits, selected, "forces" in store.columns)
+
+
+def _empty_training_split(config: TrainConfig, finite: dict[str, np.ndarray], train: np.ndarray) -> str:
+    """Why no training conformer is usable: the columns with NaN on its conformers, or too few molecules."""
+    n = int(train.sum())
+    nan = [f"`{name}` is NaN on {n - int(ok[train].sum())} of its {n} conformers" for name, ok in finite.items()
+           if n and not ok[train].all()]
+    if not nan:
+        return (f"the training split of {config.store} is empty; lower the val/test fractions or use more "
+                "molecules")
+    return (f"the training split of {config.store} has no usable conformer: {'; '.join(nan)}; for charges, run "
+            "tnq-data charges again with a fallback that covers these molecules (e.g. --fallback gfn2), or take the "
+            "column out of `state`")
 
 
 def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossScales]:

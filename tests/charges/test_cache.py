@@ -11,7 +11,7 @@ from tnq_data.store import open_store
 
 def test_entries_round_trip_and_corruption_is_never_trusted(tmp_path, entry_files):
     cache = ChargeCache(tmp_path)
-    key = cache_key("am1bcc", "1", {}, "CCO", 0, 1)
+    key = cache_key("am1bcc", "1", {}, {"ambertools": "24.8"}, "CCO", 0, 1)
     charges = np.array([-0.1, 0.2, -0.6, 0.05, 0.05, 0.05, 0.05, 0.05, 0.25])
     cache.put(key, Entry(charges), 9)
     assert np.array_equal(cache.get(key, 9).charges, charges)
@@ -32,15 +32,34 @@ def test_entries_round_trip_and_corruption_is_never_trusted(tmp_path, entry_file
     assert not list(tmp_path.rglob(".tmp-*"))
 
 
-def test_keys_separate_schemes_states_and_geometries():
+def test_keys_separate_schemes_states_geometries_and_tool_versions():
     positions = np.random.default_rng(0).normal(size=(3, 3))
-    base = cache_key("gfn2", "1", {}, "[CH2]", 0, 3, positions)
-    assert base == cache_key("gfn2", "1", {}, "[CH2]", 0, 3, positions + 1e-7)  # below the rounding
-    others = {cache_key("gfn2", "1", {}, "[CH2]", 0, 1, positions),
-              cache_key("gfn2", "2", {}, "[CH2]", 0, 3, positions),
-              cache_key("gfn2", "1", {}, "[CH2]", 0, 3, positions + 1e-3), cache_key("gfn2", "1", {}, "[CH2]", 0, 3),
-              cache_key("mbis", "1", {"basis": "def2-svp"}, "[CH2]", 0, 3, positions)}
-    assert base not in others and len(others) == 5
+    tools = {"tblite": "0.4.0"}
+    base = cache_key("gfn2", "1", {}, tools, "[CH2]", 0, 3, positions)
+    assert base == cache_key("gfn2", "1", {}, tools, "[CH2]", 0, 3, positions + 1e-7)  # below the rounding
+    others = {cache_key("gfn2", "1", {}, tools, "[CH2]", 0, 1, positions),
+              cache_key("gfn2", "2", {}, tools, "[CH2]", 0, 3, positions),
+              cache_key("gfn2", "1", {}, {"tblite": "0.5.0"}, "[CH2]", 0, 3, positions),
+              cache_key("gfn2", "1", {}, tools, "[CH2]", 0, 3, positions + 1e-3),
+              cache_key("gfn2", "1", {}, tools, "[CH2]", 0, 3),
+              cache_key("mbis", "1", {"basis": "def2-svp"}, tools, "[CH2]", 0, 3, positions)}
+    assert base not in others and len(others) == 6
+
+
+def test_each_scheme_keys_the_versions_of_the_tools_it_runs():
+    from importlib import metadata
+
+    from tnq_data.charges.registry import get_scheme
+
+    rdkit = metadata.version("rdkit")
+    assert get_scheme("gasteiger").tools() == {"rdkit": rdkit} == get_scheme("mmff94").tools()
+    assert get_scheme("gfn2").tools() == {"tblite": metadata.version("tblite")}
+    assert get_scheme("formal").tools() == {} and get_scheme("mbis").tools() == {}
+    am1bcc = get_scheme("am1bcc").tools()
+    assert set(am1bcc) == {"ambertools", "openff-toolkit", "rdkit"} and am1bcc["rdkit"] == rdkit
+    import openff.toolkit
+
+    assert am1bcc["openff-toolkit"] == openff.toolkit.__version__
 
 
 def permuted_mapped_smiles(smiles: str, permutation: np.ndarray) -> str:

@@ -114,14 +114,24 @@ def test_spice_sample_mbis_from_the_source(spice_sample, tmp_path, cache_dir, mo
 
     store = tmp_path / "spice"
     curate_spice(spice_sample, store)
-    source = open_store(store).column("charges/mbis")
-    compute_charges(store, "mbis", fallback=["gfn2"], cache_dir=cache_dir)
+    source = open_store(store).column("charges/mbis_source")
+    first = compute_charges(store, "mbis", fallback=["gfn2"], cache_dir=cache_dir)
     opened = open_store(store)
     assert opened.column("charges_scheme/mbis").tolist() == ["mbis", "gfn2"]
+    assert opened.column("charges_method/mbis").tolist() == ["wB97M-D3BJ", "GFN2-xTB"]
+    assert opened.column("charges_basis/mbis").tolist() == ["def2-TZVPPD", ""]
     kept = np.isfinite(source)
     assert kept.sum() == 27 * 50 and np.allclose(opened.column("charges/mbis")[kept], source[kept], atol=1e-3)
+    assert np.isfinite(opened.column("charges/mbis")).all()  # the GFN2 fallback filled the rest ...
+    np.testing.assert_array_equal(opened.column("charges/mbis_source"), source)  # ... of the output column only
     [row] = opened.tables["charges/mbis/failures"]
-    assert row["source_id"] == "C#C.[Na+]" and "no MBIS charges" in row["reason"]
+    assert row["source_id"] == "C#C.[Na+]" and "no MBIS charges" in row["reason"] and row["used"] == "gfn2"
+
+    # A second run on the new HEAD reads the source column again, never its own output: nothing changes.
+    assert compute_charges(store, "mbis", fallback=["gfn2"], cache_dir=cache_dir) == first
+    again = open_store(store)
+    assert again.column("charges_scheme/mbis").tolist() == ["mbis", "gfn2"]
+    assert again.tables["charges/mbis/failures"] == opened.tables["charges/mbis/failures"]
     monkeypatch.setitem(sys.modules, "horton_part", None)  # as without the extra, wherever the test runs
     with pytest.raises(TnqError, match="extra mbis"):
         compute_charges(store, "mbis", compute=True, method="hf", basis="sto-3g", cache_dir=cache_dir)
@@ -165,9 +175,11 @@ def test_molecules_without_smiles_get_gfn2_charges(tmp_path, cache_dir):
     assert set(store.column("smiles")) == {""} and set(store.column("multiplicity")) == {1, 3}
     np.testing.assert_allclose(conformer_sums(store, "charges/gfn2"), 0.0, atol=1e-4)
     assert not store.tables["charges/gfn2/failures"]
-    compute_charges(store_path, "am1bcc", cache_dir=cache_dir)
-    failures = open_store(store_path).tables["charges/am1bcc/failures"]
-    assert len(failures) == store.n_molecules and all(row["scheme"] == "am1bcc" for row in failures)
+    compute_charges(store_path, "am1bcc", fallback=["gfn2"], cache_dir=cache_dir)
+    rescued = open_store(store_path)
+    assert set(rescued.column("charges_scheme/am1bcc")) == {"gfn2"}
+    assert [row["reason"] for row in rescued.tables["charges/am1bcc/failures"]] == \
+        ["no SMILES stored for this molecule (scheme am1bcc needs one)"] * store.n_molecules
 
 
 def test_more_tasks_than_the_submission_window_are_all_computed(tmp_path, cache_dir, store_factory):

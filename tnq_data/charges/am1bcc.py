@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
-from tnq_data.charges.molecule import unit_mol
+from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge, one_line
+from tnq_data.charges.molecule import openff_molecule_errors, unit_mol
+from tnq_data.charges.tools import ambertools_version, package_versions
 
 #: Elements with AM1 and BCC parameters in AmberTools.
 _ELEMENTS = frozenset({1, 6, 7, 8, 9, 15, 16, 17, 35, 53})
@@ -27,11 +28,24 @@ class Am1Bcc(Scheme):
     name = "am1bcc"
     version = "1"
     geometry = "optional"
+    method = "AM1-BCC"
+
+    def tools(self) -> dict[str, str]:
+        return {"ambertools": ambertools_version(),
+                **package_versions("openff-toolkit", "rdkit", needed_by=self.name)}
 
     def warm_up(self) -> None:
         import openff.toolkit  # noqa: F401
 
     def compute(self, unit: ChargeUnit) -> np.ndarray:
+        """AM1-BCC charges (N,) e; what antechamber, sqm or OpenFF reject for this molecule is a `ChargeFailure`,
+        a missing program (`FileNotFoundError`, OpenFF's `AntechamberNotFoundError`) is not."""
+        try:
+            return self._compute(unit)
+        except (subprocess.CalledProcessError, *openff_molecule_errors()) as err:
+            raise ChargeFailure(one_line(err)) from err
+
+    def _compute(self, unit: ChargeUnit) -> np.ndarray:
         from openff.toolkit import Molecule
         from openff.toolkit.utils.toolkits import AmberToolsToolkitWrapper
 

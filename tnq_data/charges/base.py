@@ -1,9 +1,11 @@
-"""What every charge scheme shares: the unit of work, the failure type and the charge-sum rule."""
+"""What every charge scheme shares: the unit of work, the kinds of failure and the charge-sum rule."""
 
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import numpy as np
+
+from tnq_core.errors import TnqError
 
 #: Largest |sum(q) - total charge| per atom in e that is treated as rounding and spread evenly over the atoms
 #: (sqm prints AM1 charges with 3-4 decimals, so AM1-BCC sums drift by up to a few 1e-4 e per atom).
@@ -13,11 +15,18 @@ SUM_TOLERANCE = 1e-4
 
 
 class ChargeFailure(Exception):
-    """A molecule a scheme cannot do; ``str(err)`` is the reason recorded in the failures table."""
+    """A molecule a scheme cannot do (no parameters for an element, SCF not converged, a chemistry error);
+    ``str(err)`` is the reason recorded in the failures table. The only kind of failure that is cached."""
 
 
 class TransientFailure(ChargeFailure):
-    """A failure that says nothing about the molecule (a timeout, a crashed process): never cached."""
+    """A failure that says nothing about the molecule (a timeout, a crashed process): recorded, never cached,
+    so a re-run retries it."""
+
+
+class ToolFailure(Exception):
+    """A failure of the environment or a tool, not of the molecule (a missing program, an import or API error):
+    the run stops with it and nothing is cached for it."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,33 @@ class Scheme:
     chunk_size: ClassVar[int] = 4
     #: A store column whose finite values are taken as this scheme's charges instead of computing them.
     source_column: ClassVar[str | None] = None
+    #: The method of the level of theory, recorded per molecule in ``charges_method/<column scheme>``.
+    method: ClassVar[str]
 
     def __init__(self, **params: object) -> None:
         self.params = params
 
+    @property
+    def needs_smiles(self) -> bool:
+        """Whether a unit needs the molecule's SMILES (every scheme that is not computed from geometry alone)."""
+        return self.geometry != "always"
+
+    def level(self) -> tuple[str, str]:
+        """(method, basis) of the charges this scheme computes; basis "" where none applies."""
+        return self.method, ""
+
+    def accepts_source(self, level: tuple[str, str]) -> bool:
+        """Whether charges of `source_column` at `level` (method, basis) may stand for this scheme's own."""
+        return True
+
+    def tools(self) -> dict[str, str]:
+        """Versions of the tools whose results this scheme returns (part of the cache key); raises `TnqError`
+        naming what to install when one is missing."""
+        return {}
+
     def check_available(self) -> None:
         """Raise `TnqError` naming the extra to install when a dependency is missing (called once, up front)."""
+        self.tools()
 
     def warm_up(self) -> None:
         """Import heavy libraries or load models once per process, before the first unit."""
@@ -63,23 +93,28 @@ class Scheme:
         """Charges (N,) in e in the unit's atom order; raise `ChargeFailure` for a molecule it cannot do."""
         raise NotImplementedError
 
-    def compute_many(self, units: list[ChargeUnit]) -> list[np.ndarray | ChargeFailure]:
-        """Charges or the failure for each unit; batched schemes override this."""
-        results: list[np.ndarray | ChargeFailure] = []
+    def compute_many(self, units: list[ChargeUnit]) -> list[np.ndarray | ChargeFailure | ToolFailure]:
+        """Charges, or the failure, for each unit; batched schemes override this."""
+        results: list[np.ndarray | ChargeFailure | ToolFailure] = []
         for unit in units:
             try:
                 results.append(self.compute(unit))
-            except Exception as err:  # noqa: BLE001  any failure of one molecule is recorded, never fatal
+            except Exception as err:  # noqa: BLE001  sorted into molecule and tool failures by as_failure
                 results.append(as_failure(err))
         return results
 
 
-def as_failure(err: Exception) -> ChargeFailure:
-    """`err` as a `ChargeFailure` whose reason is one line naming the exception type when it is foreign."""
-    if isinstance(err, ChargeFailure):
+def as_failure(err: Exception) -> ChargeFailure | ToolFailure:
+    """`err` as a failure: a `ChargeFailure` (of the molecule) stays one; anything else is a `ToolFailure`
+    whose message is one line naming the exception type (a `TnqError` keeps its own message)."""
+    if isinstance(err, (ChargeFailure, ToolFailure)):
         return err
-    first_line = (str(err).strip().splitlines() or [""])[0][:300]
-    return ChargeFailure(f"{type(err).__name__}: {first_line}")
+    return ToolFailure(str(err).strip().splitlines()[0] if isinstance(err, TnqError) else one_line(err))
+
+
+def one_line(err: Exception) -> str:
+    """The exception type and the first line of its message (at most 300 characters)."""
+    return f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}"
 
 
 def conserve_charge(charges: np.ndarray, total_charge: int) -> np.ndarray:

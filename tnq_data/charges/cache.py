@@ -1,7 +1,8 @@
 """On-disk cache of charges: one small checksummed file per key, written atomically.
 
-A key hashes (scheme, scheme version, parameters, canonical isomeric SMILES, total charge, multiplicity and,
-for geometry-dependent schemes, the geometry in canonical atom order rounded to 1e-5 Å). Values are kept in
+A key hashes (scheme, scheme version, parameters, the versions of the tools the scheme runs, canonical
+isomeric SMILES, total charge, multiplicity and, for geometry-dependent schemes, the geometry in canonical atom
+order rounded to 1e-5 Å). Only results and failures of the molecule are cached (docs/charges.md). Values are kept in
 canonical-rank order, so the same molecule written with another atom order hits the same entry.
 
 File layout: ``<dir>/<key[:2]>/<key>.q`` holding ``sha256(body) + body``, where ``body`` is one JSON header
@@ -31,11 +32,12 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tnq" / "charges"
 
 
-def cache_key(scheme: str, version: str, params: dict, smiles: str, total_charge: int, multiplicity: int,
-              positions: np.ndarray | None = None) -> str:
-    """Hex key of one computation; `positions` (N, 3) Å in canonical atom order, or None."""
-    digest = hashlib.sha256(json.dumps([scheme, version, params, smiles, int(total_charge), int(multiplicity)],
-                                       sort_keys=True).encode())
+def cache_key(scheme: str, version: str, params: dict, tools: dict[str, str], smiles: str, total_charge: int,
+              multiplicity: int, positions: np.ndarray | None = None) -> str:
+    """Hex key of one computation; `tools` maps tool names to versions, `positions` (N, 3) Å in canonical
+    atom order, or None."""
+    digest = hashlib.sha256(json.dumps([scheme, version, params, tools, smiles, int(total_charge),
+                                        int(multiplicity)], sort_keys=True).encode())
     if positions is not None:
         rounded = np.round(np.asarray(positions, dtype=np.float64), GEOMETRY_DECIMALS) + 0.0  # no -0.0
         digest.update(np.ascontiguousarray(rounded, dtype="<f8").tobytes())
@@ -44,10 +46,14 @@ def cache_key(scheme: str, version: str, params: dict, smiles: str, total_charge
 
 @dataclass(frozen=True)
 class Entry:
-    """A cached result: charges (N,) in e in canonical order, or the failure `reason` (then charges is None)."""
+    """A result: charges (N,) in e in canonical order, or the failure `reason` (then charges is None).
+
+    `retryable` marks a failure that says nothing about the molecule (a timeout): it is never cached.
+    """
 
     charges: np.ndarray | None
     reason: str | None = None
+    retryable: bool = False
 
 
 class ChargeCache:
@@ -82,7 +88,9 @@ class ChargeCache:
         return entry
 
     def put(self, key: str, entry: Entry, n_atoms: int) -> None:
-        """Write `entry` for `key` atomically (tmp file + rename in the same directory)."""
+        """Write `entry` for `key` atomically (tmp file + rename in the same directory); never a retryable one."""
+        if entry.retryable:
+            raise ValueError(f"a retryable failure ({entry.reason}) must not be cached")
         charges = np.zeros(0) if entry.charges is None else np.asarray(entry.charges, dtype="<f8")
         header = json.dumps({"key": key, "n_atoms": n_atoms, "reason": entry.reason}).encode()
         body = header + b"\n" + charges.tobytes()

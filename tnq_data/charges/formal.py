@@ -11,6 +11,7 @@ class Formal(Scheme):
 
     name = "formal"
     version = "1"
+    method = "formal"
 
     def compute(self, unit: ChargeUnit) -> np.ndarray:
         mol = unit_mol(unit.smiles, unit.z, unit.total_charge)

@@ -5,6 +5,7 @@ from rdkit.Chem import rdPartialCharges
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
 from tnq_data.charges.molecule import unit_mol
+from tnq_data.charges.tools import package_versions
 
 
 class Gasteiger(Scheme):
@@ -12,6 +13,10 @@ class Gasteiger(Scheme):
 
     name = "gasteiger"
     version = "1"
+    method = "Gasteiger-Marsili"
+
+    def tools(self) -> dict[str, str]:
+        return package_versions("rdkit", needed_by=self.name)
 
     def compute(self, unit: ChargeUnit) -> np.ndarray:
         mol = unit_mol(unit.smiles, unit.z, unit.total_charge)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
+from tnq_data.charges.tools import package_versions
 from tnq_data.units import BOHR_TO_ANGSTROM
 from tnq_data.xtb import Gfn2Error, gfn2_singlepoint
 
@@ -18,6 +19,10 @@ class Gfn2(Scheme):
     name = "gfn2"
     version = "1"
     geometry = "always"
+    method = "GFN2-xTB"
+
+    def tools(self) -> dict[str, str]:
+        return package_versions("tblite", needed_by=self.name)
 
     def warm_up(self) -> None:
         import tblite.interface  # noqa: F401

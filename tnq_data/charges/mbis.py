@@ -1,10 +1,13 @@
 """MBIS charges (minimal basis iterative stockholder): from the source dataset, or computed with ``--compute``.
 
-SPICE curation stores its MBIS charges as ``charges/mbis`` (NaN for molecules without them). This scheme
-checks and keeps them, conformer by conformer. Without ``--compute`` molecules lacking them are failures (or go
-to a fallback); with ``--compute`` (optional extra ``mbis``: pyscf, horton-part and its grid package qc-grid,
-which needs SciPy < 1.15) they are computed here: a pyscf SCF at ``--method/--basis`` on the stored geometry,
-its density evaluated on a qc-grid molecular grid (Becke weights) and partitioned by horton-part's MBIS.
+SPICE curation stores its MBIS charges as the source column ``charges/mbis_source`` (NaN for molecules without
+them) and their level of theory per molecule in ``charges_method/mbis_source`` and ``charges_basis/mbis_source``.
+This scheme reads only that column (never its own output ``charges/mbis``), checks and keeps the charges,
+molecule by molecule. Without ``--compute`` molecules lacking them are failures (or go to a fallback); with
+``--compute`` (optional extra ``mbis``: pyscf, horton-part and its grid package qc-grid, which needs
+SciPy < 1.15) they are computed here: a pyscf SCF at ``--method/--basis`` on the stored geometry, its density
+evaluated on a qc-grid molecular grid (Becke weights) and partitioned by horton-part's MBIS. Source charges at
+another level of theory than ``--method/--basis`` are not used then, so one column never mixes two levels.
 """
 
 import logging
@@ -12,6 +15,7 @@ import logging
 import numpy as np
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
+from tnq_data.charges.tools import package_versions
 from tnq_core.errors import TnqError
 from tnq_data.units import BOHR_TO_ANGSTROM
 
@@ -41,7 +45,24 @@ class Mbis(Scheme):
     name = "mbis"
     version = "1"
     geometry = "always"
-    source_column = "charges/mbis"
+    source_column = "charges/mbis_source"
+
+    def level(self) -> tuple[str, str]:
+        """(method, basis) of computed charges; ("", "") without `compute`, where only source charges are used."""
+        if not self.params.get("compute"):
+            return "", ""
+        return str(self.params["method"]), str(self.params["basis"])
+
+    def accepts_source(self, level: tuple[str, str]) -> bool:
+        """Whether source charges at `level` (method, basis) may fill this scheme's column: always without
+        `compute`, else only at the level computed (compared case-insensitively)."""
+        return not self.params.get("compute") or tuple(x.lower() for x in level) == \
+            tuple(x.lower() for x in self.level())
+
+    def tools(self) -> dict[str, str]:
+        if not self.params.get("compute"):
+            return {}
+        return package_versions("pyscf", "horton-part", "qc-grid", needed_by="mbis `compute`")
 
     def check_available(self) -> None:
         if not self.params.get("compute"):
@@ -56,6 +77,7 @@ class Mbis(Scheme):
                            "molecules without MBIS charges") from None
         if not self.params.get("method") or not self.params.get("basis"):
             raise TnqError("mbis `compute` needs `method` and `basis`, e.g. `method` b3lyp and `basis` def2-svp")
+        self.tools()
 
     def warm_up(self) -> None:
         if self.params.get("compute"):
@@ -72,7 +94,7 @@ class Mbis(Scheme):
         if heavy:
             raise ChargeFailure(f"mbis --compute is all-electron, up to Kr; atomic numbers {heavy} would need an "
                                 "effective core potential")
-        method, basis = str(self.params["method"]), str(self.params["basis"])
+        method, basis = self.level()
         mol = _pyscf_molecule(unit, basis)
         density_matrix = _scf_density_matrix(mol, method)
         charges = _mbis_charges(mol, density_matrix, str(self.params.get("grid") or GRID_PRESET))

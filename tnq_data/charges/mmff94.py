@@ -5,6 +5,7 @@ from rdkit.Chem import rdForceFieldHelpers
 
 from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge
 from tnq_data.charges.molecule import unit_mol
+from tnq_data.charges.tools import package_versions
 
 
 class Mmff94(Scheme):
@@ -12,6 +13,10 @@ class Mmff94(Scheme):
 
     name = "mmff94"
     version = "1"
+    method = "MMFF94"
+
+    def tools(self) -> dict[str, str]:
+        return package_versions("rdkit", needed_by=self.name)
 
     def compute(self, unit: ChargeUnit) -> np.ndarray:
         mol = unit_mol(unit.smiles, unit.z, unit.total_charge)

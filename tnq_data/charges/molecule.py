@@ -50,6 +50,15 @@ def canonical_identity(mol: Chem.Mol) -> tuple[str, np.ndarray]:
     return Chem.MolToSmiles(plain, isomericSmiles=True, canonical=True), rank
 
 
+def openff_molecule_errors() -> tuple[type[Exception], ...]:
+    """The OpenFF toolkit errors that are about the molecule (cached as its failure), not about the set-up."""
+    from openff.toolkit.utils import exceptions
+
+    return (exceptions.ChargeCalculationError, exceptions.ConformerGenerationError,
+            exceptions.RadicalsNotSupportedError, exceptions.UndefinedStereochemistryError,
+            exceptions.InconsistentStereochemistryError, exceptions.InvalidConformerError)
+
+
 def unit_mol(smiles: str, z: np.ndarray, total_charge: int) -> Chem.Mol:
     """`store_mol`, also requiring the SMILES' formal charges to add up to the stored `total_charge` (e)."""
     mol = store_mol(smiles, z)

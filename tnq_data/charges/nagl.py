@@ -11,8 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, as_failure, conserve_charge
-from tnq_data.charges.molecule import unit_mol
+from tnq_data.charges.base import ChargeFailure, ChargeUnit, Scheme, conserve_charge, one_line
+from tnq_data.charges.molecule import openff_molecule_errors, unit_mol
+from tnq_data.charges.tools import package_versions
 from tnq_core.errors import TnqError
 
 MODEL = "openff-gnn-am1bcc-1.0.0.pt"
@@ -34,6 +35,11 @@ class Nagl(Scheme):
     name = "nagl"
     version = "1"
     chunk_size = 64
+    method = MODEL.removesuffix(".pt")
+
+    def tools(self) -> dict[str, str]:
+        return {"nagl-model": MODEL,
+                **package_versions("openff-nagl", "openff-nagl-models", "openff-toolkit", "rdkit", needed_by=self.name)}
 
     def check_available(self) -> None:
         try:
@@ -41,6 +47,7 @@ class Nagl(Scheme):
             import openff.nagl_models  # noqa: F401
         except ImportError as err:
             raise TnqError(f"scheme nagl needs the optional extra: pip install 'tnq[nagl]' ({err})") from err
+        self.tools()
 
     def warm_up(self) -> None:
         load_model()
@@ -52,7 +59,11 @@ class Nagl(Scheme):
         return result
 
     def compute_many(self, units: list[ChargeUnit]) -> list[np.ndarray | ChargeFailure]:
-        """Charges (N,) or the failure per unit; all fragments not in the lookup table go in one batch."""
+        """Charges (N,) or the failure per unit; all fragments not in the lookup table go in one batch.
+
+        What RDKit, OpenFF or NAGL's featurisation reject for a molecule is its `ChargeFailure`; any other error
+        is raised (a failure of the set-up, which stops the run).
+        """
         import torch
         from openff.nagl.molecule._graph.molecule import GraphMolecule
         from openff.nagl.toolkits.openff import split_up_molecule
@@ -75,8 +86,11 @@ class Nagl(Scheme):
                         mine.append((GraphMolecule.from_openff(fragment, atom_features=model.config.atom_features,
                                                                bond_features=model.config.bond_features),
                                      (i, index)))
-            except Exception as err:  # noqa: BLE001  recorded per molecule
-                results[i] = as_failure(err)
+            except ChargeFailure as err:
+                results[i] = err
+                continue
+            except (*openff_molecule_errors(), ValueError) as err:  # NAGL's featurisers reject unknown elements
+                results[i] = ChargeFailure(one_line(err))
                 continue
             charges[i] = q
             graphs += [graph for graph, _ in mine]

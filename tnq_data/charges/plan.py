@@ -33,11 +33,12 @@ class Plan:
     keys: dict[int, list[str]]                   # molecule position -> key per conformer
     units: dict[str, tuple[ChargeUnit, np.ndarray]]  # key -> (unit in store order, canonical rank)
     n_atoms: dict[str, int]
+    tools: dict[str, str]                        # the tool versions in the keys
 
 
 def plan_units(scheme: Scheme, molecules: list[StoredMolecule], pending: list[int], per_conformer: bool) -> Plan:
     """Cache keys and one representative unit per key for the `pending` molecules."""
-    plan = Plan({}, {}, {})
+    plan = Plan({}, {}, {}, scheme.tools())
     geometric = scheme.geometry == "always" or (scheme.geometry == "optional" and per_conformer)
     for position in pending:
         molecule = molecules[position]
@@ -47,7 +48,7 @@ def plan_units(scheme: Scheme, molecules: list[StoredMolecule], pending: list[in
         for c in range(len(molecule.total_charge)):
             charge, mult = int(molecule.total_charge[c]), int(molecule.multiplicity[c])
             geometry = molecule.positions[c] if geometric else None
-            key = cache_key(scheme.name, scheme.version, scheme.params, smiles, charge, mult,
+            key = cache_key(scheme.name, scheme.version, scheme.params, plan.tools, smiles, charge, mult,
                             None if geometry is None else geometry[inverse])
             keys.append(key)
             if key not in plan.units:

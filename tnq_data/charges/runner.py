@@ -4,7 +4,8 @@ cluster, write a version.
 For each scheme of the chain (the scheme, then its fallbacks) the molecules still without charges are split
 into units (one per (total charge, multiplicity) from the SMILES, or one per conformer for geometry-dependent
 schemes). Units with the same cache key are computed once. A molecule takes the first scheme of the chain
-for which all its units succeed. The steps live in `load`, `plan`, `execute`, `write` and `summary`.
+for which all its units succeed. A run in which every molecule fails writes nothing (`advice` says what would
+work). The steps live in `load`, `plan`, `execute`, `write` and `summary`.
 """
 
 import time
@@ -15,7 +16,8 @@ from tnq_core.progress import SILENT, Reporter
 from tnq_data.charges.cache import ChargeCache, default_cache_dir
 from tnq_data.charges.check import check_store
 from tnq_data.charges.execute import SchemePass
-from tnq_data.charges.load import identify, load_molecules
+from tnq_data.charges.advice import all_failed_message
+from tnq_data.charges.load import check_source, identify, load_molecules
 from tnq_data.charges.plan import scheme_chain
 from tnq_data.charges.summary import ChargesRun, summarise
 from tnq_data.charges.write import write_charges
@@ -51,6 +53,8 @@ def run_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_
         raise TnqError(f"{store}: {report['inconsistent']} conformers have a multiplicity impossible for their "
                        f"electron count; run `tnq-data check {store}` and fix the source before charges")
     opened = open_store(store)
+    for member in chain:
+        check_source(opened, member)
     cache = ChargeCache(cache_dir if cache_dir is not None else default_cache_dir())
     sources = [s.source_column for s in chain if s.source_column is not None]
     molecules = load_molecules(opened, sources[0] if sources else None)
@@ -61,7 +65,7 @@ def run_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_
         if molecule.identity_error is None:
             pending.append(position)
         else:
-            molecule.failures.append({"scheme": scheme, "reason": molecule.identity_error})
+            molecule.failures.append({"scheme": scheme, "reason": molecule.identity_error, "retryable": False})
 
     counts = {"done": 0, "failed": len(molecules) - len(pending), "start": time.perf_counter()}
     with LazyClient(workers, scheduler) as client_factory, \
@@ -71,5 +75,7 @@ def run_charges(store: Path, scheme: str, fallback: list[str] | tuple = (), per_
             pending = SchemePass(member, molecules, cache, last=i == len(chain) - 1).run(
                 pending, per_conformer, client_factory, timeout, bar, counts)
 
+    if molecules and not any(m.scheme for m in molecules):
+        raise TnqError(all_failed_message(store, molecules, chain))
     vid = write_charges(Path(store), opened, molecules, scheme, chain, per_conformer, timeout)
     return summarise(molecules, scheme, cache, vid)

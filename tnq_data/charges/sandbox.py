@@ -1,92 +1,90 @@
 """Run one computation in a child process with a deadline (`--timeout`).
 
-The child is spawned once per worker and scheme and reused; it runs the scheme's warm-up (imports, model
-loading) before the first deadline starts. It leads its own process group, so on a timeout the whole
-group (the child and programs it started, such as sqm) is killed and a fresh child serves the next unit.
+The child is a fresh Python (`tnq_data.charges.sandbox_child`) started with `subprocess`, not
+`multiprocessing`, so it can be started from a daemonic process such as a worker of an external
+``dask worker``. It is started once per worker thread and scheme and reused; it runs the scheme's warm-up
+(imports, model loading) before the first deadline starts. It leads its own process group, so on a timeout
+the whole group (the child and programs it started, such as sqm) is killed and a fresh child serves the next
+unit. Parent and child talk over two pipes with `multiprocessing.connection.Connection` (pickled messages).
 """
 
-import multiprocessing
+import atexit
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from tnq_data.charges.base import TransientFailure
-
+from tnq_data.charges.base import ToolFailure, TransientFailure
 
 #: Seconds a fresh child may take to start and warm up before it counts as broken.
 START_TIMEOUT = 300.0
 
 
-def _serve(conn: Connection, function: Callable, warm_up: Callable[[], None]) -> None:
-    """Child loop: warm up, say "ready", then receive arguments and send back ("ok", function(argument)) or
-    ("error", exception)."""
-    os.setsid()
-    warm_up()
-    conn.send("ready")
-    while True:
-        try:
-            argument = conn.recv()
-        except EOFError:
-            return
-        try:
-            conn.send(("ok", function(argument)))
-        except Exception as err:  # noqa: BLE001  handed to the parent, which records it
-            conn.send(("error", err))
-
-
 class Sandbox:
     """A reusable child process that runs ``function(argument)`` with a deadline, after ``warm_up()``.
 
-    Both must be importable by name (they are pickled); exceptions `function` raises are re-raised in `run`.
+    Both must be picklable by reference (module-level functions, or bound methods of picklable objects);
+    the child sends back what `function` returns.
     """
 
     def __init__(self, function: Callable, warm_up: Callable[[], None]) -> None:
         self._function, self._warm_up = function, warm_up
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen | None = None
+        self._send: Connection | None = None
+        self._receive: Connection | None = None
+        atexit.register(self._kill)
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, self._function, self._warm_up), daemon=True)
-        self._process.start()
-        child_end.close()
+        """Start the child and wait until it has warmed up; `ToolFailure` if it cannot (a set-up problem)."""
+        to_child, child_in = os.pipe()[::-1]
+        child_out, from_child = os.pipe()[::-1]
         try:
-            ready = self._conn.poll(START_TIMEOUT) and self._conn.recv() == "ready"
-        except (EOFError, OSError):
-            ready = False
-        if not ready:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "tnq_data.charges.sandbox_child", str(child_in), str(child_out)],
+                pass_fds=(child_in, child_out), start_new_session=True, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL)
+        finally:
+            os.close(child_in)
+            os.close(child_out)
+        self._send, self._receive = Connection(to_child, readable=False), Connection(from_child, writable=False)
+        try:
+            self._send.send((self._function, self._warm_up))
+            answer = self._receive.recv() if self._receive.poll(START_TIMEOUT) else "no answer"
+        except (EOFError, OSError) as err:
+            answer = f"it exited ({type(err).__name__})"
+        if answer != "ready":
             self._kill()
-            raise TransientFailure("the child process for --timeout did not start")
+            raise ToolFailure(f"the child process for `timeout` did not start: {answer}")
 
     def _kill(self) -> None:
-        if self._process is not None and self._process.pid is not None:
+        if self._process is not None:
             try:
                 os.killpg(self._process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            self._process.join()
-        self._process = self._conn = None
+            self._process.wait()
+        for connection in (self._send, self._receive):
+            if connection is not None:
+                connection.close()
+        self._process = self._send = self._receive = None
 
     def run(self, argument: object, timeout: float) -> object:
         """``function(argument)`` in the child; raises `TransientFailure` after `timeout` s or if the child dies."""
-        if self._process is None or not self._process.is_alive():
+        if self._process is None or self._process.poll() is not None:
             self._kill()
             self._start()
-        self._conn.send(argument)
         try:
-            if not self._conn.poll(timeout):
+            self._send.send(argument)
+            if not self._receive.poll(timeout):
                 self._kill()
                 raise TransientFailure(f"timed out after {timeout:g} s")
-            status, value = self._conn.recv()
+            return self._receive.recv()
         except (EOFError, OSError) as err:
             self._kill()
             raise TransientFailure(f"the computation crashed its process ({type(err).__name__})") from err
-        if status == "error":
-            raise value
-        return value
 
 
 _local = threading.local()

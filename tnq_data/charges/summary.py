@@ -17,6 +17,7 @@ class ChargesRun:
     failed: list[dict]          # per molecule without charges: molecule, source_id, its last failure's reason
     cache_hits: int
     cache_writes: int
+    retryable: int              # molecules with a failure that is not cached (timeouts): a re-run retries them
 
 
 def summarise(molecules: list[StoredMolecule], scheme: str, cache: ChargeCache, version: str) -> ChargesRun:
@@ -26,4 +27,6 @@ def summarise(molecules: list[StoredMolecule], scheme: str, cache: ChargeCache, 
         used[molecule.scheme or "failed"] = used.get(molecule.scheme or "failed", 0) + 1
     failed = [{"molecule": m.index, "source_id": m.source_id, "reason": m.failures[-1]["reason"]}
               for m in molecules if not m.scheme]
-    return ChargesRun(version, scheme, len(molecules), dict(sorted(used.items())), failed, cache.hits, cache.writes)
+    retryable = sum(any(f.get("retryable") for f in m.failures) for m in molecules)
+    return ChargesRun(version, scheme, len(molecules), dict(sorted(used.items())), failed, cache.hits, cache.writes,
+                      retryable)

@@ -54,6 +54,9 @@ def _print_run(run: ChargesRun) -> None:
                       highlight=False)
     if len(run.failed) > 10:
         console.print(f"  ... and {len(run.failed) - 10} more in table charges/{run.scheme}/failures", highlight=False)
+    if run.retryable:
+        console.print(f"  {run.retryable} molecules timed out or crashed their process; such failures are not "
+                      "cached: run the same command again to retry them", highlight=False)
 
 
 @app.command()

@@ -35,6 +35,11 @@ REQUIRED = ("smiles", "subset", "atomic_numbers", "conformations", "dft_total_en
             "dft_total_gradient")
 #: Molecules per block: the unit of work of a worker and one batch of the writer.
 BLOCK_MOLECULES = 256
+#: The source column of SPICE's MBIS charges: never the `charges/mbis` that `tnq-data charges` writes.
+MBIS_SOURCE = "charges/mbis_source"
+#: SPICE's level of theory (method, basis), recorded per molecule with MBIS charges in
+#: ``charges_method/mbis_source`` and ``charges_basis/mbis_source``.
+SPICE_LEVEL = ("wB97M-D3BJ", "def2-TZVPPD")
 
 
 @dataclass(frozen=True)
@@ -113,8 +118,10 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
     formation = _read(data["formation_energy"]).astype(np.float64) * HARTREE_TO_EV
     if "mbis_charges" in data:
         mbis = _read(data["mbis_charges"]).reshape(n_conf, len(z)).astype(np.float32)
+        method, basis = SPICE_LEVEL
     else:
         mbis = np.full((n_conf, len(z)), np.nan, dtype=np.float32)
+        method = basis = ""
 
     checks = [("non_finite", non_finite(pos, forces, energy, formation))]
     if filters.max_force is not None:
@@ -126,12 +133,13 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
         return None
     counts.keep(n_kept)
     return MoleculeRecord(
-        molecule={"smiles": smiles, "subset": subset, "source_id": group.name.lstrip("/")},
+        molecule={"smiles": smiles, "subset": subset, "source_id": group.name.lstrip("/"),
+                  "charges_method/mbis_source": method, "charges_basis/mbis_source": basis},
         conformer={"energy": energy[keep], "formation_energy": formation[keep],
                    "total_charge": np.full(n_kept, charge, dtype=np.int8),
                    "multiplicity": np.full(n_kept, multiplicity, dtype=np.int8)},
         atom={"z": np.broadcast_to(z.astype(np.uint8), (n_kept, len(z))), "pos": pos[keep], "forces": forces[keep],
-              "charges/mbis": mbis[keep]},
+              MBIS_SOURCE: mbis[keep]},
     )
 
 
