@@ -59,11 +59,13 @@ def eval_command(
     checkpoint: str = typer.Option("best.pt", help="Checkpoint file in the run directory."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    force: bool = typer.Option(False, "--force", help="Evaluate STORE's HEAD even if the run trained on another "
+                               "version; its splits are then mapped by source id and SMILES."),
 ) -> None:
     """Energy and force errors of a run, overall and by total charge and multiplicity."""
     from .evaluate import evaluate_run
 
-    report = evaluate_run(run_dir, store, split, checkpoint, device)
+    report = evaluate_run(run_dir, store, split, checkpoint, device, force=force, reporter=ConsoleReporter())
     if as_json:
         print_json(report)
         return

@@ -1,7 +1,9 @@
 """Predictions of a trained potential on one split of a store, and their errors by total charge and multiplicity.
 
 Energy errors are per conformer in meV (and meV/atom: the error divided by the atom count); force errors are
-over Cartesian components in meV/Å. Stores without forces give energy errors only.
+over Cartesian components in meV/Å. Stores without forces give energy errors only. A run's splits are molecule
+indices of the store version it trained on; on another version they are mapped by molecule identity (source
+id and SMILES), never by index.
 """
 
 import json
@@ -12,6 +14,7 @@ import numpy as np
 import torch
 
 from tnq_core.errors import TnqError
+from tnq_core.progress import SILENT, Reporter
 from tnq_data.store import open_store
 from tnq_data.store.reader import Store
 
@@ -94,12 +97,76 @@ def split_batches(store: Store, config: TrainConfig, split: str, forces: bool, s
                         partial_charges=config.partial_charges, forces=forces, shuffle=False)
 
 
+def molecule_identities(store: Store) -> np.ndarray:
+    """(M,) str: each molecule's identity, its source id and SMILES (separated by the unit separator)."""
+    return np.char.add(np.char.add(store.column("source_id").astype(str), "\x1f"), store.column("smiles").astype(str))
+
+
+def splits_by_identity(trained: Store, other: Store, splits: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """The run's `splits` (molecule indices of the `trained` version) as molecule indices of `other`.
+
+    A molecule of `other` joins the split of the trained molecule with its source id and SMILES, and no split
+    when there is none. Returns the mapped splits and, per split, how many of the run's molecules were found.
+    """
+    known, wanted = molecule_identities(trained), molecule_identities(other)
+    split_of = np.full(trained.n_molecules, -1)
+    for k, name in enumerate(SPLITS):
+        split_of[splits[name]] = k
+    unique, first, inverse = np.unique(known, return_index=True, return_inverse=True)
+    label = split_of[first]
+    if (clash := np.flatnonzero(label[inverse] != split_of)).size:
+        j = int(clash[0])
+        source_id, smiles = known[j].split("\x1f")
+        raise TnqError(f"{trained.root} holds molecule {source_id!r} ({smiles!r}) in two of the run's splits; its "
+                       "splits cannot be mapped by molecule identity, evaluate on the store the run was trained on")
+    where = np.minimum(np.searchsorted(unique, wanted), len(unique) - 1)
+    mapped = np.where(unique[where] == wanted, label[where], -1)
+    present = np.isin(known, wanted)
+    return ({name: np.flatnonzero(mapped == k).astype(np.int64) for k, name in enumerate(SPLITS)},
+            {name: int(present[splits[name]].sum()) for name in SPLITS})
+
+
+def _trained_version(paths: list[Path], version: str) -> Store:
+    """The trained-on `version` from the first of `paths` that holds it (for the identities of its molecules)."""
+    for path in paths:
+        try:
+            return open_store(path, version)
+        except TnqError:
+            continue
+    raise TnqError(f"cannot map the run's splits by molecule identity: none of {', '.join(map(str, paths))} holds "
+                   f"version {version}, the one it trained on (a run records molecule indices of that version); "
+                   "make its training store readable again")
+
+
+def _other_version(run_dir: Path, store_path: Path, config: TrainConfig, trained_on: str, split: str,
+                   splits: dict[str, np.ndarray], reporter: Reporter) -> tuple[Store, dict[str, np.ndarray], dict]:
+    """STORE at its HEAD, the run's splits mapped onto it by identity, and what the mapping found."""
+    store = open_store(store_path)
+    missing = [name for name in [config.target, *config.partial_charges] if name not in store.columns]
+    if missing:
+        raise TnqError(f"{store_path} (version {store.version}) has no column {missing[0]!r}, which the run in "
+                       f"{run_dir} was trained with; evaluate on a store that has it")
+    trained = _trained_version([Path(store_path), Path(config.store)], trained_on)
+    mapped, found = splits_by_identity(trained, store, splits)
+    if not len(mapped[split]):
+        raise TnqError(f"none of the {len(splits[split])} molecules of the run's {split} split is in {store_path} "
+                       f"(version {store.version}; matched by source id and SMILES); nothing to evaluate")
+    mapping = {"by": "source_id and smiles", "run_molecules": int(len(splits[split])), "found": found[split],
+               "molecules": int(len(mapped[split]))}
+    reporter.note(f"{store_path} is at version {store.version}, not {trained_on} the run trained on (`force`): "
+                  f"found {found[split]} of the run's {len(splits[split])} {split} molecules by source id and "
+                  f"SMILES, {len(mapped[split])} molecules evaluated")
+    return store, mapped, mapping
+
+
 def evaluate_run(run_dir: Path, store_path: Path, split: str = "test", checkpoint: str = "best.pt",
-                 device: str = "cpu") -> dict:
+                 device: str = "cpu", force: bool = False, reporter: Reporter = SILENT) -> dict:
     """The error report of the run's `checkpoint` on `split` of the store version the run was trained on.
 
     The store at `store_path` is opened once, at that version (whatever its HEAD is now), so the metrics
-    and the version they name always agree; a store that does not hold it is an error.
+    and the version they name always agree; a store that does not hold it is an error. With `force`, the
+    store's HEAD is evaluated whatever its version, with the run's splits mapped by molecule identity
+    (`splits_by_identity`; the report's ``split_mapping`` says how many molecules were found).
     """
     if split not in SPLITS:
         raise TnqError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
@@ -107,15 +174,21 @@ def evaluate_run(run_dir: Path, store_path: Path, split: str = "test", checkpoin
     extra = read_checkpoint(run_dir / checkpoint)["extra"]
     config = TrainConfig.model_validate(extra["config"])
     trained_on = extra["store_version"]
-    try:
-        store = open_store(store_path, trained_on)
-    except TnqError as err:
-        raise TnqError(f"{run_dir} was trained on version {trained_on}, which {store_path} does not hold ({err}); "
-                       "evaluate on the store the run was trained on") from None
-    batches = split_batches(store, config, split, extra["forces"], load_splits(run_dir / "splits.npz"))
+    splits, mapping = load_splits(run_dir / "splits.npz"), None
+    if force and open_store(store_path).version != trained_on:
+        store, splits, mapping = _other_version(run_dir, store_path, config, trained_on, split, splits, reporter)
+    else:
+        try:
+            store = open_store(store_path, trained_on)
+        except TnqError as err:
+            raise TnqError(f"{run_dir} was trained on version {trained_on}, which {store_path} does not hold "
+                           f"({err}); evaluate on the store the run was trained on, or pass `force` to evaluate "
+                           "this one with the run's splits mapped by molecule identity") from None
+    forces = extra["forces"] and "forces" in store.columns
+    batches = split_batches(store, config, split, forces, splits)
     report = error_report(predict(load_potential(run_dir / checkpoint, device), batches, torch.device(device)))
     return {**report, "store_version": store.version, "trained_on_store_version": trained_on,
-            "split": split, "checkpoint": checkpoint}
+            "split": split, "checkpoint": checkpoint, **({"split_mapping": mapping} if mapping else {})}
 
 
 def write_report(report: dict, path: Path) -> None:
