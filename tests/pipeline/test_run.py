@@ -1,4 +1,4 @@
-"""Running pipelines for real: same version ids with 1 or 2 workers, skipping, re-running what changed."""
+"""Running pipelines for real: same version ids with 1 or 2 workers, skipping, re-running what changed, --json."""
 
 import json
 import subprocess
@@ -36,7 +36,7 @@ def test_same_version_ids_with_one_or_two_workers_and_reruns_skip(tmp_path):
     assert _versions(one) == _versions(two) and len(_versions(one)) == 4
     store = open_store(one["spice-q"]["outputs"]["store"])
     assert store.version == one["spice-q"]["outputs"]["version"] and store.parent == one["spice"]["outputs"]["version"]
-    assert "charges/gasteiger" in store.columns and "charges/mbis" in store.columns
+    assert "charges/gasteiger" in store.columns and "charges/mbis_source" in store.columns
 
     lines.clear()
     again = run_pipeline(pipeline, tmp_path / "one", workers=2, reporter=Reporter(lines.append))
@@ -47,8 +47,8 @@ def test_same_version_ids_with_one_or_two_workers_and_reruns_skip(tmp_path):
     path.write_text(yaml.safe_dump(changed))
     lines.clear()
     rerun = run_pipeline(load_pipeline(path), tmp_path / "one", reporter=Reporter(lines.append))
-    ran = [line.split(":")[0].split()[-1] for line in lines if "running" in line]
-    assert ran == ["spice-q"], lines
+    ran = [line.split(" running ")[1] for line in lines if " running " in line]
+    assert ran == ["charges (parameters changed (fallback, scheme))"], lines
     assert rerun["spice"]["outputs"] == one["spice"]["outputs"] and rerun["spice-q"]["outputs"]["version"] != one["spice-q"]["outputs"]["version"]
     assert "charges/formal" in open_store(rerun["spice-q"]["outputs"]["store"]).columns
 
@@ -57,6 +57,9 @@ def test_same_version_ids_with_one_or_two_workers_and_reruns_skip(tmp_path):
     assert forced.returncode == 0, forced.stderr
     document = json.loads(forced.stdout)
     assert _versions(document["stages"]) == _versions(rerun), "a forced stage reproduces its version ids"
+    assert document["pipeline"] == "chain" and document["workdir"] == str(tmp_path / "one")
+    assert set(document["stages"]["qmspin"]) == {"key", "fingerprint", "outputs", "seconds"}
+    assert document["stages"]["qmspin-q"]["fingerprint"]["inputs"] == {"qmspin": rerun["qmspin"]["outputs"]["version"]}
     missing = Path(rerun["qmspin-q"]["outputs"]["store"])
     dry = subprocess.run(["tnq-data", "run", str(path), "--workdir", str(tmp_path / "one"), "--dry-run"],
                          capture_output=True, text=True, timeout=120)

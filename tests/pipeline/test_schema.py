@@ -75,15 +75,13 @@ def test_cli_rejects_before_running_anything(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
-def test_keys_chain_so_a_changed_parameter_reruns_downstream(tmp_path):
-    base = load_pipeline(_write(tmp_path, GOOD))
-    changed_doc = yaml.safe_load(yaml.safe_dump(GOOD))
-    changed_doc["stages"][1]["max_force"] = 12.0
-    changed = load_pipeline(_write(tmp_path, changed_doc))
-    keys_a = [row.key for row in plan(base, tmp_path / "w")]
-    keys_b = [row.key for row in plan(changed, tmp_path / "w")]
-    assert keys_a[0] == keys_b[0] and keys_a[1] != keys_b[1] and keys_a[2] != keys_b[2]
-    workers_doc = dict(GOOD, workers=7)
-    assert [row.key for row in plan(load_pipeline(_write(tmp_path, workers_doc)), tmp_path / "w")] == keys_a
+def test_plan_of_a_new_workdir_runs_everything_and_workers_are_not_part_of_any_fingerprint(tmp_path):
+    rows = plan(load_pipeline(_write(tmp_path, GOOD)), tmp_path / "w")
+    assert [(row.action, row.reasons) for row in rows] == [("run", ("never run",))] * 3
+    assert rows[0].key is not None and rows[1].key is None, "a key is known once the stage's inputs are"
+    assert rows[1].fingerprint["inputs"] == {"sample.spice": None} and rows[2].fingerprint["inputs"] == {"spice": None}
+    assert rows[1].fingerprint["params"]["max_force"] == 10.0 and "tblite" in rows[0].fingerprint["tools"]
+    workers = plan(load_pipeline(_write(tmp_path, dict(GOOD, workers=7))), tmp_path / "w")
+    assert [row.fingerprint for row in workers] == [row.fingerprint for row in rows]
     with pytest.raises(TnqError, match="`force` nope: no such stage"):
-        plan(base, tmp_path / "w", ("nope",))
+        plan(load_pipeline(_write(tmp_path, GOOD)), tmp_path / "w", ("nope",))
