@@ -187,3 +187,14 @@ def test_fetch_dataset_rejects_unknown_datasets_and_versions(tmp_path: Path) -> 
         fetch_dataset("spice", tmp_path, version="9.9")
     with pytest.raises(TnqError, match="unknown dataset"):
         fetch_dataset("qm9", tmp_path)
+
+
+def test_retries_wait_2_4_8_16_seconds_and_a_connection_times_out_after_60(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real backoff, not the short one of `http_fast_retries`
+    delays: list[float] = []
+    monkeypatch.setattr(download_module.time, "sleep", delays.append)
+    with pytest.raises(TnqError, match="after 5 attempts"):
+        download("http://127.0.0.1:9/data.h5", tmp_path / "data.h5", md5=MD5)
+    assert delays == [2, 4, 8, 16]
+    assert download_module.TIMEOUT_S == 60

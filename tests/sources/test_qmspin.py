@@ -87,6 +87,8 @@ TRIPLET_C, TRIPLET_H1, TRIPLET_H2 = (0.0, 0.0, 0.05), (0.0, 1.02, -0.2), (0.0, -
 SHUFFLED_TRIPLET = [("H", TRIPLET_H2), ("C", TRIPLET_C), ("H", TRIPLET_H1)]
 # ethylidene's triplet, atoms reversed (H, H, H, H, C, C), each moved a little
 ETHYLIDENE_T = [(symbol, (x + 0.03, y - 0.02, z + 0.01)) for symbol, (x, y, z) in ETHYLIDENE[::-1]]
+# a triplet whose z already equals the singlet's (C, H, H), its hydrogens listed -y first: kept as it is
+SAME_Z_TRIPLET = [("C", TRIPLET_C), ("H", TRIPLET_H2), ("H", TRIPLET_H1)]
 
 
 def test_a_triplet_listing_its_atoms_in_another_order_is_put_in_the_singlets_order(tmp_path):
@@ -95,6 +97,8 @@ def test_a_triplet_listing_its_atoms_in_another_order_is_put_in_the_singlets_ord
         "geometries_triplet/dsgdb9nsd_000001_1_t.xyz": xyz(SHUFFLED_TRIPLET, -39.1),
         "geometries_singlet/dsgdb9nsd_000017_3_s.xyz": xyz(ETHYLIDENE, -78.2),
         "geometries_triplet/dsgdb9nsd_000017_3_t.xyz": xyz(ETHYLIDENE_T, -78.3),
+        "geometries_singlet/dsgdb9nsd_000018_1_s.xyz": xyz(METHYLENE, -39.0),
+        "geometries_triplet/dsgdb9nsd_000018_1_t.xyz": xyz(SAME_Z_TRIPLET, -39.1),
     })
     curate_qmspin(folder, tmp_path / "s")
     store = open_store(tmp_path / "s")
@@ -105,6 +109,7 @@ def test_a_triplet_listing_its_atoms_in_another_order_is_put_in_the_singlets_ord
     ethylidene_s, ethylidene_t = store.conformer(2), store.conformer(3)
     assert ethylidene_t["z"].tolist() == ethylidene_s["z"].tolist() == [6, 6, 1, 1, 1, 1]
     np.testing.assert_allclose(ethylidene_t["pos"], [p for _, p in ETHYLIDENE_T[::-1]], atol=1e-6)
+    np.testing.assert_allclose(store.conformer(5)["pos"], [p for _, p in SAME_Z_TRIPLET], atol=1e-6)
     # every molecule has one atom order: the z of each conformer is the z of its first conformer
     z, offsets = store.column("z"), store.column("atom_offset")
     for j in range(store.n_molecules):

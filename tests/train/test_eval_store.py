@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from tnq_core.cli import run_app
-from tnq_data.store import MoleculeBatch, write_store
+from tnq_core.errors import TnqError
+from tnq_data.store import MoleculeBatch, open_store, write_store
 from tnq_model.cli import app
+from tnq_model.evaluate import splits_by_identity
 
 TINY = "model: {hidden_channels: 8, num_layers: 1, num_rbf: 8, cutoff: 3.0}\noptim: {warmup_steps: 3, ema_decay: 0.5}\n"
 
@@ -96,6 +98,13 @@ def test_forced_evaluation_takes_only_the_runs_split_molecules_found(trained, mo
 def test_forced_evaluation_needs_the_training_version_and_some_molecule_of_the_split(trained, molecules, tmp_path,
                                                                                      capsys):
     store, run, batch, splits = trained
+    trained_on = open_store(store).version
+    write_store(store, [take_molecules(batch, splits["test"][::-1])], shard_bytes=4000)  # a new HEAD
+    code, report, _ = evaluate(capsys, run, "--store", store)
+    assert code == 0 and report["store_version"] == trained_on and "split_mapping" not in report
+    code, report, _ = evaluate(capsys, run, "--store", store, "--force")
+    assert code == 0 and report["store_version"] == open_store(store).version != trained_on
+    assert report["split_mapping"]["found"] == len(splits["test"])
     strangers = tmp_path / "strangers"
     write_store(strangers, [molecules(9, 10)], shard_bytes=4000)
     code, _, err = evaluate(capsys, run, "--store", strangers, "--force")
@@ -106,3 +115,19 @@ def test_forced_evaluation_needs_the_training_version_and_some_molecule_of_the_s
     store.rename(tmp_path / "moved")
     code, _, err = evaluate(capsys, run, "--store", other, "--force")
     assert code == 1 and "cannot map the run's splits by molecule identity" in err and err.count("\n") == 1
+
+
+def test_an_identity_in_two_splits_cannot_be_mapped(molecules, tmp_path):
+    batch = molecules(0, 6)
+    batch.molecule["source_id"][1] = batch.molecule["source_id"][0]
+    batch.molecule["smiles"][1] = batch.molecule["smiles"][0]
+    write_store(tmp_path / "a", [batch], shard_bytes=4000)
+    write_store(tmp_path / "b", [take_molecules(batch, [5, 4, 3, 2, 1, 0])], shard_bytes=4000)
+    trained, other = open_store(tmp_path / "a"), open_store(tmp_path / "b")
+    same_split = {"train": np.array([0, 1, 2, 3]), "val": np.array([4]), "test": np.array([5])}
+    mapped, found = splits_by_identity(trained, other, same_split)
+    assert {k: v.tolist() for k, v in mapped.items()} == {"train": [2, 3, 4, 5], "val": [1], "test": [0]}
+    assert found == {"train": 4, "val": 1, "test": 1}
+    with pytest.raises(TnqError, match="m0-0.*in two of the run's splits"):
+        splits_by_identity(trained, other, {"train": np.array([0, 2, 3]), "val": np.array([4]),
+                                            "test": np.array([1, 5])})
