@@ -99,10 +99,12 @@ def split_batches(store: Store, config: TrainConfig, split: str, forces: bool, s
 
 def molecule_identities(store: Store) -> np.ndarray:
     """(M,) str: each molecule's identity, its source id and SMILES (separated by the unit separator)."""
-    return np.char.add(np.char.add(store.column("source_id").astype(str), "\x1f"), store.column("smiles").astype(str))
+    source_id, smiles = store.column("source_id").astype(str), store.column("smiles").astype(str)
+    return np.char.add(np.char.add(source_id, "\x1f"), smiles)
 
 
-def splits_by_identity(trained: Store, other: Store, splits: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def splits_by_identity(trained: Store, other: Store,
+                       splits: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The run's `splits` (molecule indices of the `trained` version) as molecule indices of `other`.
 
     A molecule of `other` joins the split of the trained molecule with its source id and SMILES, and no split
@@ -151,8 +153,8 @@ def _other_version(run_dir: Path, store_path: Path, config: TrainConfig, trained
     if not len(mapped[split]):
         raise TnqError(f"none of the {len(splits[split])} molecules of the run's {split} split is in {store_path} "
                        f"(version {store.version}; matched by source id and SMILES); nothing to evaluate")
-    mapping = {"by": "source_id and smiles", "run_molecules": int(len(splits[split])), "found": found[split],
-               "molecules": int(len(mapped[split]))}
+    mapping = {"by": "source_id and smiles", "run_molecules": len(splits[split]), "found": found[split],
+               "molecules": len(mapped[split])}
     reporter.note(f"{store_path} is at version {store.version}, not {trained_on} the run trained on (`force`): "
                   f"found {found[split]} of the run's {len(splits[split])} {split} molecules by source id and "
                   f"SMILES, {len(mapped[split])} molecules evaluated")

@@ -80,7 +80,7 @@ def test_another_version_is_refused_unless_forced_and_then_mapped_by_identity(tr
 
 
 def test_forced_evaluation_takes_only_the_runs_split_molecules_found(trained, molecules, tmp_path, capsys):
-    store, run, batch, splits = trained
+    _, run, batch, splits = trained
     kept_test = splits["test"][: len(splits["test"]) // 2]
     order = list(np.random.default_rng(1).permutation(splits["train"] + splits["val"] + kept_test))
     other = tmp_path / "other"

@@ -20,8 +20,7 @@ from tnq_core.errors import TnqError
 from tnq_core.hashing import CHUNK_BYTES, digest_file
 from tnq_core.progress import SILENT, Reporter
 from tnq_data.sources.catalog import lookup
-from tnq_data.sources.checksums import (describe, mismatch, pinned_checksums, read_record, record_path,
-                                        write_record)
+from tnq_data.sources.checksums import describe, mismatch, pinned_checksums, read_record, record_path, write_record
 from tnq_data.sources.partfile import PartFile, response_validator
 
 #: Seconds without data after which a connection counts as dropped.
