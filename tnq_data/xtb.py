@@ -1,11 +1,11 @@
 """GFN2-xTB with tblite: the one calculator set-up, single points, atomic references and a short optimiser.
 
 Every calculation runs on one OpenMP thread, so energies, gradients and charges are bitwise reproducible.
-tblite (and scipy) are imported on first use, so importing this module does not load tblite's OpenMP runtime.
+tblite is imported on first use, so importing this module does not load tblite's OpenMP runtime.
 """
 
 import ctypes
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 from tnq_core.errors import TnqError
 
 __all__ = ["Gfn2Error", "atomic_reference_energy", "gfn2_calculator", "gfn2_optimise", "gfn2_singlepoint",
-           "single_threaded_openmp"]
+           "lbfgs", "single_threaded_openmp"]
 
 #: Unpaired electrons of the ground state of an isolated atom or ion with n electrons (n = 1..18, Hund's rule).
 _UNPAIRED_BY_ELECTRONS = (0, 1, 0, 1, 0, 1, 2, 3, 2, 1, 0, 1, 0, 1, 2, 3, 2, 1, 0)
@@ -90,13 +90,60 @@ def atomic_reference_energy(atomic_number: int, formal_charge: int) -> float:
 
 def gfn2_optimise(numbers: np.ndarray, xyz_bohr: np.ndarray, charge: int, uhf: int, label: str,
                   max_steps: int = 300) -> tuple[np.ndarray, float]:
-    """GFN2-xTB (local) minimum (bohr) and its energy (hartree) by L-BFGS from a start geometry (bohr)."""
-    from scipy.optimize import minimize
+    """GFN2-xTB (local) minimum (bohr) and its energy (hartree) from a start geometry (bohr), by `lbfgs`."""
 
     def energy_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
         energy, grad, _ = gfn2_singlepoint(numbers, flat.reshape(-1, 3), charge, uhf, label)
         return energy, grad.ravel()
 
-    result = minimize(energy_and_gradient, xyz_bohr.ravel(), jac=True, method="L-BFGS-B",
-                      options={"maxiter": max_steps, "gtol": 1e-4})
-    return result.x.reshape(-1, 3), float(result.fun)
+    x, energy = lbfgs(energy_and_gradient, np.asarray(xyz_bohr, np.float64).ravel(), max_steps)
+    return x.reshape(-1, 3), energy
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """a·b as numpy's pairwise sum of the products: no BLAS, so no kernel or thread count changes a bit."""
+    return float(np.sum(a * b))
+
+
+def lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, max_steps: int = 300,
+          gtol: float = 1e-4, memory: int = 10, max_move: float = 0.3) -> tuple[np.ndarray, float]:
+    """Minimum of `fun` (value, gradient) from x0 by L-BFGS with a backtracking (Armijo) line search.
+
+    Stops when every gradient component is below `gtol`, after `max_steps`, or when no step lowers the value.
+    Steps are capped at `max_move` per component (bohr for geometries). Only elementwise operations and
+    pairwise sums: the path is bitwise the same on any machine, BLAS build or thread count (a library
+    optimiser's is not, and it changes between versions), so sample files generated from it are too.
+    """
+    x = x0.copy()
+    value, grad = fun(x)
+    history: list[tuple[np.ndarray, np.ndarray, float]] = []  # (s, y, 1 / y·s), newest last
+    for _ in range(max_steps):
+        if np.max(np.abs(grad)) < gtol:
+            break
+        q, alphas = grad.copy(), []
+        for s, y, rho in reversed(history):
+            alphas.append(rho * _dot(s, q))
+            q = q - alphas[-1] * y
+        s_last, y_last, _ = history[-1] if history else (None, None, None)
+        r = q * (_dot(s_last, y_last) / _dot(y_last, y_last) if history else 0.1 / np.max(np.abs(grad)))
+        for (s, y, rho), alpha in zip(history, reversed(alphas)):
+            r = r + s * (alpha - rho * _dot(y, r))
+        direction = -r
+        if _dot(direction, grad) >= 0:  # not a descent direction: forget the curvature and go downhill
+            history.clear()
+            direction = -grad * (0.1 / np.max(np.abs(grad)))
+        direction = direction * min(1.0, max_move / np.max(np.abs(direction)))
+        slope, t = _dot(grad, direction), 1.0
+        while True:
+            trial = x + t * direction
+            trial_value, trial_grad = fun(trial)
+            if trial_value <= value + 1e-4 * t * slope or t < 1e-4:
+                break
+            t *= 0.5
+        if trial_value > value:
+            break
+        s, y = trial - x, trial_grad - grad
+        if _dot(s, y) > 1e-12:
+            history = [*history[-(memory - 1):], (s, y, 1.0 / _dot(y, s))]
+        x, value, grad = trial, trial_value, trial_grad
+    return x, value

@@ -223,11 +223,62 @@ def test_qmspin_archive_layout_names_and_safety(qmspin: Path) -> None:
     assert any(states == {"t"} for states in pairs.values())  # a triplet without singlet partner
 
 
-def test_qmspin_archive_is_byte_identical_when_regenerated(tmp_path: Path) -> None:
-    a = make_qmspin_sample(tmp_path / "a.tar.gz", n_carbenes=2)
-    b = make_qmspin_sample(tmp_path / "b.tar.gz", n_carbenes=2)
-    assert a.read_bytes() == b.read_bytes()
-    assert gzip.decompress(a.read_bytes())  # a valid gzip stream
+_GENERATE = """
+import sys
+from pathlib import Path
+from tnq_data.sample import SPICE_MOLECULES, make_qmspin_sample, make_spice_sample
+out = Path(sys.argv[1])
+make_qmspin_sample(out / "qmspin.tar.gz", n_carbenes=3)
+make_spice_sample(out / "spice.hdf5", n_conformers=2, molecules=[m for m in SPICE_MOLECULES if m.name in ("175", "[CH3]")])
+"""
+
+
+def test_samples_are_byte_identical_for_any_thread_count_and_give_the_same_ids(tmp_path: Path) -> None:
+    """Two processes with 1 and 2 OpenMP/BLAS threads write the same bytes, so the demo's version ids agree."""
+    import subprocess
+    import sys
+
+    from tnq_data.sources.qmspin import curate_qmspin
+    from tnq_data.sources.spice import curate_spice
+
+    ids = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"threads-{threads}"
+        out.mkdir()
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", _GENERATE, str(out)], check=True, env=env, timeout=600)
+        ids.append((curate_qmspin(out / "qmspin.tar.gz", out / "qmspin-store"),
+                    curate_spice(out / "spice.hdf5", out / "spice-store")))
+    one, two = tmp_path / "threads-1", tmp_path / "threads-2"
+    for name in ("qmspin.tar.gz", "spice.hdf5"):
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert ids[0] == ids[1]
+    assert gzip.decompress((one / "qmspin.tar.gz").read_bytes())  # a valid gzip stream
+
+
+def test_lbfgs_finds_the_minimum_scipy_finds() -> None:
+    """The sample's own optimiser against scipy's L-BFGS-B on the Rosenbrock function and a GFN2 molecule."""
+    from scipy.optimize import minimize, rosen, rosen_der
+
+    from tnq_data.xtb import lbfgs
+
+    start = np.array([1.3, 0.7, 0.8, 1.9, 1.2])  # scipy's own example; the minimum is all ones
+    x, value = lbfgs(lambda v: (rosen(v), rosen_der(v)), start, max_steps=2000, gtol=1e-9, max_move=1.0)
+    reference = minimize(rosen, start, jac=rosen_der, method="L-BFGS-B", options={"gtol": 1e-10}).x
+    np.testing.assert_allclose(x, np.ones(5), atol=1e-7)
+    np.testing.assert_allclose(x, reference, atol=1e-5)
+    assert value < 1e-12
+    numbers = np.array([8, 1, 1])
+    start = np.array([[0.0, 0.0, 0.0], [1.0, 0.1, 0.0], [-0.2, 1.05, 0.0]]) / BOHR_TO_ANGSTROM
+
+    def water(v: np.ndarray) -> tuple[float, np.ndarray]:
+        energy, grad, _ = gfn2_singlepoint(numbers, v.reshape(-1, 3), 0, 0, "water")
+        return energy, grad.ravel()
+
+    x, value = lbfgs(water, start.ravel())
+    reference = minimize(water, start.ravel(), jac=True, method="L-BFGS-B", options={"gtol": 1e-6})
+    assert abs(value - reference.fun) < 1e-7  # hartree
+    assert np.max(np.abs(water(x)[1])) < 1e-4
 
 
 @pytest.mark.slow
