@@ -49,11 +49,13 @@ def test_sample_matches_hdf5(spice_sample, tmp_path):
             assert all(np.array_equal(c["z"], group["atomic_numbers"][()]) for c in conformers)
             assert {int(c["total_charge"]) for c in conformers} == {1}
             assert {int(c["multiplicity"]) for c in conformers} == {1}
-            mbis = np.stack([c["charges/mbis"] for c in conformers])
+            mbis = np.stack([c["charges/mbis_source"] for c in conformers])
+            level = (molecule["charges_method/mbis_source"], molecule["charges_basis/mbis_source"])
             if name == PUBCHEM:
                 np.testing.assert_array_equal(mbis, group["mbis_charges"][()].reshape(stop - start, n_atoms))
+                assert level == ("wB97M-D3BJ", "def2-TZVPPD")
             else:
-                assert name == SODIUM and np.isnan(mbis).all()
+                assert name == SODIUM and np.isnan(mbis).all() and level == ("", "")
     provenance = store.manifest["provenance"]
     assert provenance["command"] == "curate spice"
     assert provenance["inputs"] == [{"name": spice_sample.name, "bytes": spice_sample.stat().st_size,

@@ -22,8 +22,9 @@ def _advice(molecules: list[StoredMolecule], last: list[dict], chain: list[Schem
     without_smiles = sum(not m.smiles for m in molecules)
     needing = [s.name for s in chain if s.needs_smiles]
     if without_smiles and needing and not has_gfn2:
-        return (f"{' and '.join(needing)} need SMILES, which {without_smiles} molecules lack: use `scheme` gfn2, or "
-                "add `fallback` gfn2, which needs only the geometry")
+        verb = "needs" if len(needing) == 1 else "need"
+        return (f"{' and '.join(needing)} {verb} SMILES, which {without_smiles} molecules lack: use `scheme` gfn2, "
+                "or add `fallback` gfn2, which needs only the geometry")
     if all(f.get("retryable") for f in last):
         return "every failure timed out or crashed its process, which is not cached: run again (with a larger `timeout`)"
     if not has_gfn2:
