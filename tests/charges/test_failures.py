@@ -120,3 +120,34 @@ def test_timeout_on_an_external_cluster_and_a_rerun_retries_the_timed_out(tmp_pa
     assert a.column("charges_scheme/am1bcc").tolist() == ["am1bcc"] and a.tables["charges/am1bcc/failures"] == []
     assert b.tables["charges/am1bcc/failures"] == []
     assert compute_charges(store, "am1bcc", fallback=["gfn2"], cache_dir=cache_dir) == retried  # converged
+
+
+def test_the_sandbox_child_times_out_recovers_and_reports_a_broken_set_up():
+    import functools
+    import importlib
+    import math
+
+    from tnq_data.charges.base import TransientFailure
+    from tnq_data.charges.sandbox import Sandbox
+
+    box = Sandbox(math.sqrt, functools.partial(importlib.import_module, "tblite.interface"))
+    assert box.run(16.0, timeout=30) == 4.0
+    sleeper = Sandbox(time.sleep, functools.partial(importlib.import_module, "math"))
+    with pytest.raises(TransientFailure, match="timed out after 0.5 s"):
+        sleeper.run(30, timeout=0.5)
+    assert sleeper.run(0, timeout=30) is None  # a fresh child serves the next call
+    broken = Sandbox(math.sqrt, functools.partial(importlib.import_module, "tnq_no_such_module"))
+    with pytest.raises(ToolFailure, match="did not start: ModuleNotFoundError: No module named 'tnq_no_such_module'"):
+        broken.run(1.0, timeout=30)
+
+
+def test_a_worker_with_other_tool_versions_stops_the_run(tmp_path, cache_dir, store_factory, entry_files):
+    shadow = tmp_path / "shadow" / "tblite-0.0.1.dist-info"  # installed metadata saying tblite 0.0.1
+    shadow.mkdir(parents=True)
+    (shadow / "METADATA").write_text("Metadata-Version: 2.1\nName: tblite\nVersion: 0.0.1\n")
+    store = store_factory[0](tmp_path / "store", [("CCO", 0, 1, 1)])
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")]))}
+    with external_cluster(tmp_path, env=env) as address:
+        with pytest.raises(TnqError, match=r"a dask worker runs scheme gfn2 with \{'tblite': '0.0.1'\}"):
+            compute_charges(store, "gfn2", scheduler=address, cache_dir=cache_dir)
+    assert entry_files(cache_dir) == [] and open_store(store).parent is None
