@@ -2,6 +2,8 @@
 that another process is writing."""
 
 import shutil
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,10 @@ import pytest
 import yaml
 
 from tnq_core.errors import TnqError
+from tnq_core.progress import Reporter
 from tnq_data.pipeline import load_pipeline, run_pipeline
 from tnq_data.pipeline.outputs import MARKER
+from tnq_data.pipeline.state import STATE_FILE
 from tnq_data.sources.qmspin import curate_qmspin
 from tnq_data.store import open_store
 
@@ -25,10 +29,10 @@ with writer_lock(Path(sys.argv[1])):
 """
 
 
-def _pipeline(tmp_path: Path, archive: Path, **changes):
+def _pipeline(tmp_path: Path, archive: Path, sha256: str | None = None, **changes):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({"name": "own", "stages": [
-        {"name": "fetched", "kind": "fetch", "dataset": "qmspin", "url": f"file://{archive}"},
+        {"name": "fetched", "kind": "fetch", "dataset": "qmspin", "url": f"file://{archive}", "sha256": sha256},
         {"name": "carbenes", "kind": "curate_qmspin", "input": "fetched", **changes}]}))
     return load_pipeline(path)
 
@@ -98,6 +102,42 @@ def test_a_staging_store_being_written_by_another_run_is_not_removed(tmp_path, s
     with pytest.raises(TnqError, match=r"is being written by another process"):
         run_pipeline(_pipeline(tmp_path, sample_files["qmspin"]), workdir, force=("carbenes",))
     assert open_store(staging / "carbenes").n_molecules
+
+
+def test_a_marked_staging_directory_left_by_an_interrupted_stage_is_replaced(tmp_path, sample_files):
+    workdir = tmp_path / "work"
+    run_pipeline(_pipeline(tmp_path, sample_files["qmspin"]), workdir)
+    staging = workdir / "stores" / ".carbenes.new"
+    staging.mkdir()
+    (staging / MARKER).write_text("made by tnq-data run\n")
+    curate_qmspin(sample_files["qmspin-other"], staging / "carbenes")     # a half-finished stage, say
+    state = run_pipeline(_pipeline(tmp_path, sample_files["qmspin"]), workdir, force=("carbenes",))
+    assert not staging.exists() and open_store(state["carbenes"]["outputs"]["store"]).version == state["carbenes"]["outputs"]["version"]
+
+
+@pytest.mark.parametrize("same_fingerprint", [True, False])
+def test_an_interrupted_fetch_continues_from_its_staged_part_only_with_the_same_fingerprint(tmp_path, sample_files,
+                                                                                              same_fingerprint):
+    workdir = tmp_path / "work"
+    pinned = hashlib.sha256(sample_files["qmspin"].read_bytes()).hexdigest()    # a pinned file may be resumed
+    run_pipeline(_pipeline(tmp_path, sample_files["qmspin"], pinned), workdir)
+    state_path = workdir / STATE_FILE
+    state = json.loads(state_path.read_text())     # as if the process had died while downloading
+    fingerprint = state["stages"]["fetched"]["fingerprint"]
+    state["running"] = {"stage": "fetched", "fingerprint": fingerprint if same_fingerprint else {**fingerprint, "code": "x"}}
+    state_path.write_text(json.dumps(state))
+    staging = workdir / "raw" / ".fetched.new"
+    (staging / "fetched").mkdir(parents=True)
+    (staging / MARKER).write_text("made by tnq-data run\n")
+    body = sample_files["qmspin"].read_bytes()
+    half = len(body) // 2
+    (staging / "fetched" / "QMspin_Part1.tar.gz.part").write_bytes(body[:half])
+    lines: list[str] = []
+    run_pipeline(_pipeline(tmp_path, sample_files["qmspin"], pinned), workdir, force=("fetched",),
+                 reporter=Reporter(lines.append))
+    continued = [line for line in lines if f"resuming the download at byte {half:,}" in line]
+    assert bool(continued) == same_fingerprint, lines
+    assert not staging.exists()
 
 
 def test_an_unmarked_staging_directory_is_refused(tmp_path, sample_files):

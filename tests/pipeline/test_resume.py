@@ -15,6 +15,7 @@ import yaml
 from tnq_core.progress import Reporter
 from tnq_data.pipeline import load_pipeline, run_pipeline
 from tnq_model.checkpoint import read_checkpoint
+from tnq_model.stage import _last_epoch
 
 MAX_EPOCHS = 30
 CONFIG = {"state": ["charge"], "max_epochs": MAX_EPOCHS, "batch_size": 4, "seed": 0,
@@ -65,6 +66,9 @@ def test_train_stage_resumes_from_last_pt_after_an_interrupt(tmp_path, sample_fi
     path, workdir = _write(tmp_path / "p.yaml", sample_files["spice"]), tmp_path / "work"
     killed = _interrupt_after_first_epoch(path, workdir)
     assert 1 <= len(killed) < MAX_EPOCHS
+    cut = tmp_path / "cut.pt"            # a last.pt cut short by the interrupt would start the run afresh
+    cut.write_bytes((workdir / "runs" / "train" / "last.pt").read_bytes()[:2000])
+    assert _last_epoch(cut) is None and _last_epoch(workdir / "runs" / "train" / "last.pt") == len(killed)
     lines: list[str] = []
     state = run_pipeline(load_pipeline(path), workdir, reporter=Reporter(lines.append))
     running = [line for line in lines if " running " in line]

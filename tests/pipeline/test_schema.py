@@ -46,6 +46,8 @@ def test_shipped_pipelines_are_valid(name):
      r"stages\[3\]\.config.*max_epochs.*greater than or equal to 1"),
     (lambda d: d["stages"].append({"name": "t", "kind": "train", "input": "q", "config": {"out": "x"}}),
      r"'out' is set by the pipeline"),
+    (lambda d: d["stages"].insert(0, {"name": "f", "kind": "fetch", "dataset": "spice", "size": 0}),
+     r"stages\[0\]\.size: Input should be greater than 0"),
 ])
 def test_invalid_pipelines_are_rejected_with_file_field_and_reason(tmp_path, change, message):
     document = yaml.safe_load(yaml.safe_dump(GOOD))
@@ -85,3 +87,14 @@ def test_plan_of_a_new_workdir_runs_everything_and_workers_are_not_part_of_any_f
     assert [row.fingerprint for row in workers] == [row.fingerprint for row in rows]
     with pytest.raises(TnqError, match="`force` nope: no such stage"):
         plan(load_pipeline(_write(tmp_path, GOOD)), tmp_path / "w", ("nope",))
+
+
+def test_fingerprints_name_the_code_and_tools_each_kind_runs(tmp_path):
+    document = yaml.safe_load(yaml.safe_dump(GOOD))
+    document["stages"] += [{"name": "f", "kind": "fetch", "dataset": "qmspin"},
+                           {"name": "t", "kind": "train", "input": "q", "config": {"max_epochs": 2}}]
+    rows = {row.stage.name: row.fingerprint for row in plan(load_pipeline(_write(tmp_path, document)), tmp_path / "w")}
+    assert rows["f"]["code"] is None and rows["f"]["tools"] == {}
+    assert rows["sample"]["code"] == rows["spice"]["code"] != rows["t"]["code"], "train also runs tnq_model"
+    assert set(rows["t"]["tools"]) == {"torch", "numpy", "zarr"} and "ambertools" in rows["q"]["tools"]
+    assert rows["t"]["params"]["config"] == {"max_epochs": 2}
