@@ -153,8 +153,11 @@ def read_manifest(root: Path, version: str | None = None) -> dict:
         raise TnqError(f"{path} is not valid JSON ({err}); the store is damaged: run `tnq-data verify {root}`") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise TnqError(f"{path} is not a tnq manifest; the store is damaged: run `tnq-data verify {root}`")
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise TnqError(f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}; upgrade tnq")
+    schema = manifest.get("schema_version")
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        raise TnqError(f"{path}: schema version {schema} is newer than this tnq reads ({SCHEMA_VERSION}); upgrade tnq")
+    if schema != SCHEMA_VERSION:
+        raise TnqError(f"{path}: schema version {schema!r} is not {SCHEMA_VERSION}; the store is damaged: run `tnq-data verify {root}`")
     if manifest.get("version") != vid or version_id(manifest) != vid:
         raise TnqError(f"{path}: its contents do not hash to version {vid}; the store is damaged: run `tnq-data verify {root}`")
     if CHECKSUM in manifest and manifest_checksum(manifest) != manifest[CHECKSUM]:

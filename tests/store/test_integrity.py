@@ -1,0 +1,166 @@
+"""Nothing read unchecked: manifests, chunk checksums, content hashes, content-addressed paths, temporaries."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from tnq_core.errors import TnqError
+from tnq_data.store import Column, add_columns, open_store, write_store
+from tnq_data.store.arrays import DamagedArray
+from tnq_data.store.manifest import read_manifest
+from tnq_data.store.verify import verify_store
+
+
+def _flip(path: Path, offset: int, mask: int = 0x01) -> None:
+    """XOR one byte of a file in place (flipping it twice restores it)."""
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ mask]))
+
+
+def _array_dir(root: Path, shard: int, name: str) -> Path:
+    relpath = open_store(root, verify=False).manifest["arrays"][name]["shards"][shard]["path"]
+    return root / relpath
+
+
+def _chunk(array_dir: Path) -> Path:
+    return next(p for p in (array_dir / "c").rglob("*") if p.is_file())
+
+
+def test_every_bit_flip_in_a_manifest_is_refused(tmp_path, make_batch):
+    root = tmp_path / "s"
+    vid = write_store(root, [make_batch(1, 3)], provenance={"command": "test", "parameters": {"k": 1}})
+    path = root / "versions" / f"{vid}.json"
+    original = path.read_bytes()
+    expected = json.loads(original)
+    for offset in range(len(original)):
+        _flip(path, offset)
+        try:
+            manifest = read_manifest(root)
+        except TnqError as err:
+            assert str(path) in str(err) and "tnq-data verify" in str(err)
+        else:
+            assert manifest == expected, f"a bit flip at byte {offset} was read as other contents"
+        _flip(path, offset)
+    path.write_text(original.decode().replace('"k": 1', '"k": 2'))
+    with pytest.raises(TnqError, match="do not match its checksum"):
+        open_store(root)
+    path.write_text(original.decode().replace('"molecule": 3', '"molecule": 4'))
+    with pytest.raises(TnqError, match=f"do not hash to version {vid}"):
+        open_store(root)
+
+
+def test_manifests_without_a_checksum_are_still_read_and_checked_against_their_id(tmp_path, make_batch):
+    root = tmp_path / "s"
+    vid = write_store(root, [make_batch(1, 3)])
+    path = root / "versions" / f"{vid}.json"
+    manifest = json.loads(path.read_text())
+    del manifest["checksum"]
+    path.write_text(json.dumps(manifest))
+    assert open_store(root).n_molecules == 3 and verify_store(root) == ([vid], [])
+    manifest["counts"]["molecule"] = 4
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(TnqError, match="do not hash to version"):
+        open_store(root)
+
+
+def test_a_flipped_byte_in_any_chunk_is_caught_by_its_checksum_on_read(tmp_path, make_batch):
+    root = tmp_path / "s"
+    write_store(root, [make_batch(1, 6)], shard_bytes=2000)
+    add_columns(root, {"charges/x": Column("atom", np.linspace(-1, 1, open_store(root).n_atoms))})
+    store = open_store(root, verify=False)
+    for name in store.columns:
+        chunk = _chunk(_array_dir(root, 1, name))
+        original = chunk.read_bytes()
+        for offset in (0, len(original) // 2, len(original) - 1):
+            _flip(chunk, offset)
+            with pytest.raises(DamagedArray, match="unreadable") as caught:
+                open_store(root, verify=False).shard(1, [name])
+            assert str(_array_dir(root, 1, name)) in str(caught.value)
+            _flip(chunk, offset)
+    assert verify_store(root)[1] == []
+
+
+def test_old_float_arrays_without_a_chunk_checksum_are_read_and_checked_by_their_hash(tmp_path, make_batch):
+    root = tmp_path / "s"
+    write_store(root, [make_batch(1, 6)])
+    pos_dir = _array_dir(root, 0, "pos")
+    values = zarr.open_array(store=str(pos_dir), mode="r")[...]
+    shutil.rmtree(pos_dir)
+    old = zarr.create_array(store=str(pos_dir), shape=values.shape, dtype=values.dtype, chunks=values.shape,
+                            compressors=(), fill_value=0)  # as stores were written before chunk checksums
+    old[...] = values
+    np.testing.assert_array_equal(open_store(root).column("pos"), values)
+    _flip(_chunk(pos_dir), 8, 0x40)
+    assert not np.array_equal(open_store(root, verify=False).column("pos"), values), "no checksum in the chunk"
+    with pytest.raises(DamagedArray, match="content hash differs from the manifest"):
+        open_store(root).column("pos")
+    assert verify_store(root)[1] == [f"damaged: {_chunk(pos_dir)}, {pos_dir / 'zarr.json'} (content hash differs from the manifest)"]
+
+
+def test_a_deleted_chunk_or_an_array_of_another_shard_is_caught(tmp_path, make_batch):
+    root = tmp_path / "s"
+    write_store(root, [make_batch(1, 6)], shard_bytes=2000)
+    _chunk(_array_dir(root, 0, "energy")).unlink()  # zarr would read its fill value
+    with pytest.raises(DamagedArray, match="content hash differs"):
+        open_store(root).column("energy")
+    pos0, pos1 = _array_dir(root, 0, "pos"), _array_dir(root, 1, "pos")
+    shutil.rmtree(pos0)
+    shutil.copytree(pos1, pos0)
+    with pytest.raises(DamagedArray, match=r"shape \(\d+, 3\), expected"):
+        open_store(root, verify=False).shard(0)
+    assert len(verify_store(root)[1]) == 2
+
+
+def test_a_tampered_content_addressed_path_is_not_reused_but_replaced(tmp_path, make_batch):
+    root = tmp_path / "s"
+    batches = [make_batch(1, 6)]
+    first = write_store(root, batches)
+    pos = open_store(root).column("pos")
+    pos_dir, forces_dir = _array_dir(root, 0, "pos"), _array_dir(root, 0, "forces")
+    shutil.rmtree(pos_dir)
+    shutil.copytree(forces_dir, pos_dir)  # a valid array, with valid chunk checksums, of other values
+    with pytest.raises(DamagedArray, match="content hash differs"):
+        open_store(root).column("pos")
+    assert write_store(root, batches) == first, "the same contents make no new version"
+    np.testing.assert_array_equal(open_store(root).column("pos"), pos)
+    charges = np.linspace(-1, 1, len(pos))
+    second = add_columns(root, {"charges/x": Column("atom", charges)})
+    _flip(_chunk(_array_dir(root, 0, "charges/x")), 3)
+    assert add_columns(root, {"charges/x": Column("atom", charges)}) == second
+    assert verify_store(root, all_versions=True)[1] == []
+    assert not list(root.rglob(".tmp-*")), "the damaged copy is removed"
+
+
+def test_temporaries_of_a_crash_are_removed_nested_columns_included(tmp_path, make_batch):
+    root = tmp_path / "s"
+    write_store(root, [make_batch(1, 6)], shard_bytes=2000)
+    add_columns(root, {"charges/x": Column("atom", np.zeros(open_store(root).n_atoms))})
+    left = [root / "shards/00000/charges/.tmp-0a1b", root / "shards/00001/.tmp-2c3d", root / "shards/.tmp-4e5f"]
+    for directory in left:
+        (directory / "c").mkdir(parents=True)
+        (directory / "zarr.json").write_text("{")
+    files = [root / "versions/.tmp-0123.json-4567", root / ".tmp-HEAD-89ab"]
+    for path in files:
+        path.write_text("partial")
+    before = sorted(str(p) for p in root.rglob("*") if ".tmp-" not in str(p))
+    version = add_columns(root, {"charges/y": Column("atom", np.ones(open_store(root).n_atoms))})
+    assert not any(p.exists() for p in left + files)
+    after = sorted(str(p) for p in root.rglob("*"))
+    assert set(before) <= set(after) and open_store(root).version == version
+
+
+def test_a_crashed_first_write_is_completed_not_refused(tmp_path, make_batch):
+    root = tmp_path / "s"
+    (root / "shards/00000/.tmp-0a1b").mkdir(parents=True)
+    (root / "versions").mkdir()
+    (root / ".tmp-HEAD-89ab").write_text("partial")
+    (root / ".lock").write_text("123")
+    version = write_store(root, [make_batch(1, 3)])
+    assert open_store(root).version == version and sorted(p.name for p in root.iterdir()) == [".lock", "HEAD", "shards", "versions"]
