@@ -1,13 +1,14 @@
-"""The `tnq-train` command: train (the default), `eval` and `export`; thin wrappers over library functions."""
+"""The `tnq-train` command: train (the default), `eval`, `plot` and `export`; thin wrappers over library
+functions."""
 
 import os
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from tnq_core.cli import ConsoleReporter, print_json, run_app
+from tnq_core.progress import SILENT
 
 from .config import resolve_config
 
@@ -32,12 +33,16 @@ def train_command(
     device: str | None = typer.Option(None, help="cpu or cuda."),
     num_workers: int | None = typer.Option(None, help="DataLoader worker processes per training process."),
     seed: int | None = typer.Option(None, help="Seed of the weights and of the data order."),
+    threads: int | None = typer.Option(None, min=1, help="Torch threads per process. Default: 1 (docs/training.md)."),
+    svg: bool | None = typer.Option(None, "--svg", help="Also write the figures as SVG."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a different store version."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, epoch lines or summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON on stdout."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
-    """Train a potential on a store (the default command); `eval` and `export` act on a run directory."""
+    """Train a potential on a store (the default command): one line per epoch and a summary on stderr;
+    `eval`, `plot` and `export` act on a run directory."""
     if ctx.invoked_subcommand is not None:
         return
     from .training import train
@@ -45,10 +50,17 @@ def train_command(
     if config is None and resume and out is not None:
         config = out / "config.yaml"
     overrides = {"store": store, "out": out, "state": _state(state), "target": target, "max_epochs": max_epochs,
-                 "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed}
-    run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=ConsoleReporter(quiet))
-    if os.environ.get("RANK", "0") == "0":
-        Console(stderr=True).print(f"run written to {run_dir}")
+                 "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed,
+                 "threads": threads, "svg": svg}
+    reporter = SILENT if quiet else ConsoleReporter()
+    run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=reporter)
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if as_json:
+        from .rundir import read_report
+
+        print_json(read_report(run_dir))
+    reporter.note(f"run written to {run_dir}")
 
 
 @app.command("eval")
@@ -75,6 +87,18 @@ def eval_command(
         forces = f"  F MAE {metrics['force_mae_meV_per_A']:.1f} meV/Å" if "force_mae_meV_per_A" in metrics else ""
         print(f"{label:>16}: n={metrics['n_conformers']}  E MAE {metrics['energy_mae_meV']:.1f} meV "
               f"({metrics['energy_mae_meV_per_atom']:.2f} meV/atom){forces}")
+
+
+@app.command("plot")
+def plot_command(
+    run_dir: Path = typer.Argument(..., help="Run directory written by tnq-train."),
+    svg: bool = typer.Option(False, "--svg", help="Also write the figures as SVG."),
+) -> None:
+    """Draw the figures of a run again (learning curves, parity, errors by state) and print their paths."""
+    from .rundir import redraw_plots
+
+    for path in redraw_plots(run_dir, svg):
+        print(path)
 
 
 @app.command("export")

@@ -94,6 +94,8 @@ class TrainConfig(_Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     buffer_shards: int = Field(2, ge=1)
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads per process; None: tnq_model.threads
+    svg: bool = False  # also write the figures as SVG
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()

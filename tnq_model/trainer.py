@@ -15,6 +15,7 @@ from .distributed import Distributed
 from .loss import N_SUMS, LossScales, combined_loss, loss_sums, pass_metrics
 from .potential import Potential
 from .setup import Setup
+from .summary import monitored
 
 
 class ForceModel(nn.Module):
@@ -129,16 +130,15 @@ class Trainer:
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> bool:
         """Record the epoch, step the plateau schedule; returns whether the monitored metric improved."""
-        key = self.config.optim.monitor
-        monitored = val[key] if math.isfinite(val[key]) else train[key]
+        metrics = {**{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        value = monitored(metrics, self.config.optim.monitor)
         if self.step >= self.config.optim.warmup_steps:
-            self.plateau.step(monitored)
-        self.history.append({"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"],
-                             **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()},
+            self.plateau.step(value)
+        self.history.append({"epoch": self.epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], **metrics,
                              "seconds": round(seconds, 3)})
         self.epoch += 1
-        improved = monitored < self.best
-        self.best, self.bad_epochs = (monitored, 0) if improved else (self.best, self.bad_epochs + 1)
+        improved = value < self.best
+        self.best, self.bad_epochs = (value, 0) if improved else (self.best, self.bad_epochs + 1)
         return improved
 
     @property

@@ -1,8 +1,7 @@
 """Training a Potential on a store: splits, references, the loop (AdamW, warm-up, plateau, EMA, early stopping),
 checkpoints that resume exactly, and DDP (`torchrun --nproc-per-node N -m tnq_model.train --store ...`).
 
-Only rank 0 writes to the run directory. Run directory: config.yaml, splits.npz, data.json, metrics.csv,
-last.pt, best.pt, eval_test.json, learning_curves.png, parity.png.
+Only rank 0 writes to the run directory and reports. Run directory: docs/training.md, "Run directory".
 """
 
 import time
@@ -19,12 +18,20 @@ from .distributed import init_distributed
 from .rundir import final_outputs, resume_run, save_run, write_inputs, write_metrics
 from .setup import build_potential, prepare_data
 from .splits import load_splits
+from .summary import epoch_line, final_report, summary_lines
+from .threads import torch_threads
 from .trainer import Trainer
 
 
 def train(config: TrainConfig, *, resume: bool = False, force: bool = False, reporter: Reporter = SILENT) -> Path:
-    """Train (or with `resume` continue) the run in `config.out`; returns the run directory. `reporter` shows the
-    progress of each epoch (silent by default)."""
+    """Train (or with `resume` continue) the run in `config.out` with `config.threads` torch threads; returns the
+    run directory. `reporter` gets a progress bar per epoch, one note per epoch and a summary at the end
+    (silent by default)."""
+    with torch_threads(config.threads):
+        return _train(config, resume, force, reporter)
+
+
+def _train(config: TrainConfig, resume: bool, force: bool, reporter: Reporter) -> Path:
     env = init_distributed(config.device)
     out = Path(config.out)
     if resume and not (out / "last.pt").is_file():
@@ -34,8 +41,10 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, rep
     setup = prepare_data(config, load_splits(out / "splits.npz") if resume else None)
     torch.manual_seed(config.seed)
     trainer = Trainer(config, setup, *build_potential(config, setup), env)
+    reporter = reporter if env.is_main else SILENT
     if resume:
         resume_run(trainer, out, force)
+        reporter.note(f"resuming {out} after epoch {trainer.epoch}")
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_inputs(config, setup)
@@ -48,8 +57,11 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, rep
             save_run(trainer, out / "last.pt")
             if improved:
                 save_run(trainer, out / "best.pt")
+        reporter.note(epoch_line(trainer.history[-1], config.max_epochs, setup.forces, improved))
     if env.is_main:
-        final_outputs(trainer)
+        test = final_outputs(trainer)
+        for line in summary_lines(final_report(out, trainer.history, config.optim.monitor, config.max_epochs, test)):
+            reporter.note(line)
     if env.world_size > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -38,7 +38,7 @@ def test_training_writes_the_run_directory_and_eval_reports_by_state(make_store,
     assert tnq_train("--store", store, "--config", tiny, "--out", run, "--max-epochs", 2, "--batch-size", 8,
                      "--state", "charge,spin", "-q") == 0
     for name in ("config.yaml", "splits.npz", "data.json", "metrics.csv", "last.pt", "best.pt", "eval_test.json",
-                 "learning_curves.png", "parity.png"):
+                 "learning_curves.png", "parity.png", "errors_by_state.png", "test_predictions.npz"):
         assert (run / name).is_file(), name
     rows = metrics(run)
     assert [row["epoch"] for row in rows] == ["1", "2"] and all(np.isfinite(float(r["val_loss"])) for r in rows)
