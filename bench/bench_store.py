@@ -2,8 +2,11 @@
 
 Writing: records already in memory -> store, against reading the same arrays back from an HDF5 file of the
 same content, in two layouts: one group per molecule (as SPICE and most MLIP data sets ship) and flat
-concatenated arrays (h5py's best case). Reading: streaming every conformer in shard order, and random access
-to one conformer of a cached shard.
+concatenated arrays (h5py's best case). Writing includes the flushes (fsync) that make a committed version
+survive a power loss. Reading: streaming every conformer in shard order, and random access to one conformer
+of a cached shard. Checksum on read: the cost of checking each array's content hash as it is read
+(`open_store(verify=True)`, the default) against `verify=False` (chunk checksums and shapes only), streaming
+conformers and reading whole shards; goal: at most 10% of streaming time.
 
     python bench/bench_store.py [--molecules 4000] [--conformers 50] [--atoms 30]
 """
@@ -17,6 +20,7 @@ import h5py
 import numpy as np
 
 from tnq_data.store import MoleculeBatch, open_store, write_store
+from tnq_data.store.arrays import content_hash
 
 
 def make_records(n_mol: int, n_conf: int, n_atoms: int, seed: int = 0) -> list[MoleculeBatch]:
@@ -79,6 +83,15 @@ def timed(fn, repeats: int = 3) -> float:
     return best
 
 
+def timed_pair(fn_a, fn_b, repeats: int = 5) -> tuple[float, float]:
+    """Best wall times of `fn_a` and `fn_b`, s, calls interleaved so that both see the same machine load."""
+    best_a = best_b = float("inf")
+    for _ in range(repeats):
+        best_a = min(best_a, timed(fn_a, 1))
+        best_b = min(best_b, timed(fn_b, 1))
+    return best_a, best_b
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--molecules", type=int, default=4000)
@@ -97,7 +110,12 @@ def main() -> None:
         t_write = timed(lambda: write_store(tmp / f"store{next(counter)}", batches))
         store_path = tmp / "store0"
         store = open_store(store_path)
-        t_stream = timed(lambda: sum(1 for _ in open_store(store_path).iter_conformers()), repeats=2)
+        t_stream, t_stream_unhashed = timed_pair(lambda: sum(1 for _ in open_store(store_path).iter_conformers()),
+                                                 lambda: sum(1 for _ in open_store(store_path, verify=False).iter_conformers()))
+        t_shards, t_shards_unhashed = timed_pair(lambda: sum(1 for _ in open_store(store_path).iter_shards()),
+                                                 lambda: sum(1 for _ in open_store(store_path, verify=False).iter_shards()), 9)
+        shards = list(open_store(store_path, verify=False).iter_shards())
+        t_hash = timed(lambda: [content_hash(values) for shard in shards for values in shard.arrays.values()], 9)
         rng = np.random.default_rng(1)
         shard = store.shard(0)
         picks = rng.integers(0, shard.n_conformers, 20000)
@@ -119,6 +137,10 @@ def main() -> None:
     print(f"  ratio write / h5py per-molecule read: {t_h5_mol / t_write:.2f}  (target >= 0.5)")
     print(f"  ratio write / h5py flat read        : {t_h5_flat / t_write:.2f}")
     print(f"store stream, shard order         : {rate(t_stream):12,.0f} conformers/s  (target >= 100,000)")
+    print(f"  checksum on read: hashing every array takes {t_hash:.3f} s = {t_hash / t_stream_unhashed:.1%} of the "
+          f"streaming time (goal <= 10%)")
+    print(f"  A/B, verify=True / verify=False: streaming {t_stream / t_stream_unhashed:.3f}, "
+          f"whole shards {t_shards / t_shards_unhashed:.3f}  (best of 5 and 9 interleaved runs; noisy on a busy machine)")
     print(f"random conformer, cached shard    : {t_random * 1e6:10.1f} us  (target < 1000 us)")
     print(f"random conformer, first read of its shard: {t_cold * 1e3:.1f} ms")
 
