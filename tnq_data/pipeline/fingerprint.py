@@ -80,10 +80,11 @@ def changes(recorded: dict, current: dict) -> list[str]:
             reasons.append(f"input {reference} changed ({_short(before)} -> {_short(digest)})")
     if recorded["code"] != current["code"]:
         reasons.append(f"tnq code changed (revision {_short(recorded['code'])} -> {_short(current['code'])})")
-    tools = sorted(t for t in {**recorded["tools"], **current["tools"]} if recorded["tools"].get(t) != current["tools"].get(t))
+    before, now = recorded["tools"], current["tools"]
+    tools = sorted(t for t in {**before, **now} if before.get(t) != now.get(t))
     if tools:
         reasons.append("tool versions changed (" + ", ".join(
-            f"{t} {recorded['tools'].get(t, NOT_INSTALLED)} -> {current['tools'].get(t, NOT_INSTALLED)}" for t in tools) + ")")
+            f"{t} {before.get(t, NOT_INSTALLED)} -> {now.get(t, NOT_INSTALLED)}" for t in tools) + ")")
     return reasons
 
 

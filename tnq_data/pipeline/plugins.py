@@ -2,7 +2,8 @@
 
 The pipeline knows such a kind only by its name: the data package never imports the package that implements
 it. A plugin is a module (or object) with `validate_config(config: dict) -> dict`, which raises ValueError
-for a bad configuration, and `run(stage, ctx) -> dict`, which returns the stage's outputs.
+for a bad configuration, and `run(stage, ctx) -> dict`, which returns the stage's outputs. Its optional `TOOLS`
+(distribution names) and the package it belongs to are part of the stage's fingerprint (fingerprint.py).
 """
 
 from functools import cache
