@@ -24,8 +24,6 @@ from tnq_data.sample import (
 from tnq_data.units import BOHR_TO_ANGSTROM
 from tnq_data.xtb import Gfn2Error
 
-REPO = Path(__file__).resolve().parents[2]
-REAL_SPICE = Path(os.environ.get("TNQ_SPICE_SAMPLE", REPO.parent / "shared/data/spice/SPICE-1.1.4_n2.hdf5"))
 #: A cheap selection covering neutral, cation, anion, radicals, three subsets, with and without MBIS.
 SMALL = ("145068", "175", "223", "887", "C[NH3+]", "[CH3]", "gly-gly")
 N_CONF = 2
@@ -105,10 +103,8 @@ def test_spice_layout_and_mapped_smiles(spice: Path) -> None:
         assert with_mbis and with_mbis != set(f)
 
 
-def test_spice_layout_matches_the_real_file(spice: Path) -> None:
-    if not REAL_SPICE.is_file():
-        pytest.skip(f"real SPICE excerpt not found at {REAL_SPICE}; set TNQ_SPICE_SAMPLE to compare layouts")
-    with h5py.File(REAL_SPICE, "r") as real, h5py.File(spice, "r") as ours:
+def test_spice_layout_matches_the_real_file(spice: Path, spice_sample: Path) -> None:
+    with h5py.File(spice_sample, "r") as real, h5py.File(spice, "r") as ours:
         reference = {}
         for g in real.values():
             for key, ds in g.items():
