@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 import zarr
 
 from tnq_core.errors import TnqError
-from tnq_data.store import Column, add_columns, open_store, write_store
+from tnq_data.store import Column, add_columns, open_store, set_head, write_store
 from tnq_data.store.arrays import DamagedArray
 from tnq_data.store.manifest import read_manifest
 from tnq_data.store.verify import verify_store
@@ -56,6 +57,43 @@ def test_every_bit_flip_in_a_manifest_is_refused(tmp_path, make_batch):
         open_store(root)
 
 
+def test_the_checksum_and_the_id_follow_the_documented_recipe(tmp_path, make_batch):
+    batch = make_batch(1, 3)
+    vid = write_store(tmp_path / "a", [batch], provenance={"command": "a"})
+    assert write_store(tmp_path / "b", [batch], provenance={"command": "b", "parameters": {"x": 1}}) == vid
+    manifest = json.loads((tmp_path / "a" / "versions" / f"{vid}.json").read_text())
+
+    def canonical(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    assert manifest["checksum"] == xxhash.xxh3_128_hexdigest(canonical({k: v for k, v in manifest.items() if k != "checksum"}))
+    content = xxhash.xxh3_128_hexdigest(canonical({k: v for k, v in manifest.items()
+                                                   if k not in ("version", "parent", "provenance", "checksum")}))
+    assert vid == xxhash.xxh3_128_hexdigest(canonical({"content": content, "parent": None}))[:20]
+
+
+def test_a_newer_schema_asks_for_an_upgrade(tmp_path, make_batch):
+    root = tmp_path / "s"
+    vid = write_store(root, [make_batch(1, 3)])
+    path = root / "versions" / f"{vid}.json"
+    path.write_text(path.read_text().replace('"schema_version": 1', '"schema_version": 2'))
+    with pytest.raises(TnqError, match="schema version 2 is newer than this tnq reads \\(1\\); upgrade tnq"):
+        open_store(root)
+
+
+def test_an_existing_manifest_is_kept_when_intact_and_replaced_when_damaged(tmp_path, make_batch):
+    root = tmp_path / "s"
+    first = write_store(root, [make_batch(1, 3)])
+    charges = {"charges/x": Column("atom", np.zeros(open_store(root).n_atoms))}
+    second = add_columns(root, charges)
+    path = root / "versions" / f"{second}.json"
+    written = path.stat().st_mtime_ns, path.read_bytes()
+    set_head(root, first)
+    assert add_columns(root, charges) == second and (path.stat().st_mtime_ns, path.read_bytes()) == written
+    set_head(root, first)
+    _flip(path, 100)
+    assert add_columns(root, charges) == second and verify_store(root, all_versions=True)[1] == []
+
+
 def test_manifests_without_a_checksum_are_still_read_and_checked_against_their_id(tmp_path, make_batch):
     root = tmp_path / "s"
     vid = write_store(root, [make_batch(1, 3)])
@@ -73,10 +111,13 @@ def test_manifests_without_a_checksum_are_still_read_and_checked_against_their_i
 def test_a_flipped_byte_in_any_chunk_is_caught_by_its_checksum_on_read(tmp_path, make_batch):
     root = tmp_path / "s"
     write_store(root, [make_batch(1, 6)], shard_bytes=2000)
-    add_columns(root, {"charges/x": Column("atom", np.linspace(-1, 1, open_store(root).n_atoms))})
+    n_atoms = open_store(root).n_atoms
+    add_columns(root, {"charges/x": Column("atom", np.linspace(-1, 1, n_atoms)), "charges/zero": Column("atom", np.zeros(n_atoms))})
     store = open_store(root, verify=False)
     for name in store.columns:
-        chunk = _chunk(_array_dir(root, 1, name))
+        files = [p for p in (_array_dir(root, 1, name) / "c").rglob("*") if p.is_file()]
+        assert len(files) == 1, f"{name}: one chunk per array, written even when all zeros"
+        chunk = files[0]
         original = chunk.read_bytes()
         for offset in (0, len(original) // 2, len(original) - 1):
             _flip(chunk, offset)
