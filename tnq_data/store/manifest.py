@@ -21,11 +21,11 @@ from tnq_data.units import STORE_UNITS
 HEAD = "HEAD"
 VERSIONS = "versions"
 LOCK = ".lock"
-#: Manifest keys that describe how a version was made, not what it holds: outside the content hash.
-NOT_HASHED = ("version", "parent", "provenance", "checksum")
 #: Key of the hash over every other key of a manifest (provenance included); absent from manifests written
 #: before it was introduced, which are checked against their version id only.
 CHECKSUM = "checksum"
+#: Manifest keys that describe how a version was made, not what it holds: outside the content hash.
+NOT_HASHED = ("version", "parent", "provenance", CHECKSUM)
 _PACKAGES = ("tnq", "numpy", "zarr", "h5py", "rdkit", "dask", "torch", "tblite", "openff-toolkit", "ambertools")
 
 

@@ -202,7 +202,7 @@ def open_store(path: Path | str, version: str | None = None, cache_shards: int =
     """Open version `version` (HEAD when None) of the store at `path` for reading.
 
     The manifest is checked on open (`TnqError` if damaged). With `verify` (the default) each array's content
-    hash is checked as it is read, at a cost of about 1% of streaming speed (bench/bench_store.py); without
+    hash is checked as it is read, at a cost of about 2% of streaming time (bench/bench_store.py); without
     it, only chunk checksums and shapes are.
     """
     root = Path(path)

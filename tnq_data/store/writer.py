@@ -125,14 +125,14 @@ class StoreWriter:
             self.columns.put(index, name, axis, values.astype(np.int64), None)
         self.shards.append({"molecules": len(n_conf), "conformers": len(n_atoms), "atoms": int(n_atoms.sum())})
 
-    def close(self) -> tuple[dict, list[dict], dict[str, dict], set[Path]]:
-        """Write what is pending; return (counts, shards, arrays) for the manifest and the directories written in."""
+    def close(self) -> tuple[dict, list[dict], dict[str, dict]]:
+        """Write what is pending; return (counts, shards, arrays) for the manifest."""
         if self._pending:
             self._flush(final=True)
         if not self.shards:
             raise TnqError(f"nothing to write to {self.root}: no molecule passed curation (see the drop counts)")
         counts = {axis: sum(s[f"{axis}s"] for s in self.shards) for axis in AXES}
-        return counts, self.shards, self.columns.finish(), self.columns.dirs
+        return counts, self.shards, self.columns.finish()
 
 
 def _check_root(root: Path) -> None:
@@ -149,13 +149,13 @@ def _commit(root: Path, parent: str | None, counts: dict, shards: list, arrays: 
             provenance: dict | None, dirs: set[Path]) -> str:
     """Write the new version unless its content equals the parent's; return the resulting HEAD id.
 
-    `dirs` received new arrays: they and their ancestors (and, for a new store, its parent directory) are
-    flushed before the manifest is written, so that HEAD never names an array a power loss can take away.
+    `dirs` received arrays (new, or repaired ones of the parent): they and their ancestors (and, for a new
+    store, its parent directory) are flushed first, so that HEAD never names an array a power loss can take away.
     """
+    sync_dirs(dirs, root)
     manifest = new_manifest(parent, counts, shards, arrays, tables, make_provenance(provenance, parent))
     if parent is not None and content_id(manifest) == content_id(read_manifest(root, parent)):
         return parent
-    sync_dirs(dirs, root)
     if parent is None:
         fsync_path(root.parent.resolve())
     write_version(root, manifest)
@@ -167,8 +167,8 @@ def write_store(root: Path | str, batches: Iterable[MoleculeBatch], *, provenanc
     """Write `batches` (whole molecules, in order) as a new version of the store at `root`; return its id.
 
     A new store has no parent; writing into an existing store makes a version whose parent is its HEAD
-    (nothing is lost). Identical contents give the identical version id. The write is atomic: until the
-    final rename of HEAD, readers and a crash see the previous version. `tables` is read after the last
+    (nothing is lost). Identical contents give the identical version id. The write is atomic and durable: until
+    the final rename of HEAD, readers, a crash and a power loss see the previous version. `tables` is read after the last
     batch, so a batch generator may fill it (e.g. with drop counts) as it goes.
     """
     root = Path(root)
@@ -179,8 +179,8 @@ def write_store(root: Path | str, batches: Iterable[MoleculeBatch], *, provenanc
         writer = StoreWriter(root, shard_bytes)
         for batch in batches:
             writer.append(batch)
-        counts, shards, arrays, dirs = writer.close()
-        return _commit(root, parent, counts, shards, arrays, tables or {}, provenance, dirs)
+        counts, shards, arrays = writer.close()
+        return _commit(root, parent, counts, shards, arrays, tables or {}, provenance, writer.columns.dirs)
 
 
 def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dict | None = None,
