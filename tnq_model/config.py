@@ -94,7 +94,7 @@ class TrainConfig(_Section):
     seed: int = 0
     num_workers: int = Field(0, ge=0)
     buffer_shards: int = Field(2, ge=1)
-    threads: int | None = Field(None, ge=1)  # torch intra-op threads per process; None: tnq_model.threads
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads per process; None: DEFAULT_THREADS (1)
     svg: bool = False  # also write the figures as SVG
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()

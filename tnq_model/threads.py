@@ -5,22 +5,19 @@ from contextlib import contextmanager
 
 import torch
 
-
-def default_threads() -> int:
-    """Intra-op threads when `threads` is not set: one. The small molecules of a batch give each operator too
-    little work to share, and a second thread costs far more than it gains as soon as another job holds a core
-    (docs/training.md, "Threads")."""
-    return 1
+#: Intra-op threads when `threads` is not set. The small molecules of a batch give each operator too little
+#: work to share, and a second thread costs far more than it gains as soon as another job holds a core
+#: (docs/training.md, "Threads").
+DEFAULT_THREADS = 1
 
 
 @contextmanager
-def torch_threads(count: int | None) -> Iterator[int]:
-    """Run the block with `count` intra-op threads (`default_threads()` when None); yields the count and restores
-    the process's previous setting afterwards."""
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` intra-op threads (`DEFAULT_THREADS` when None), then restore the process's
+    previous setting."""
     previous = torch.get_num_threads()
-    chosen = count or default_threads()
-    torch.set_num_threads(chosen)
+    torch.set_num_threads(count or DEFAULT_THREADS)
     try:
-        yield chosen
+        yield
     finally:
         torch.set_num_threads(previous)

@@ -67,7 +67,8 @@ def test_parity_plots_colour_each_state_and_give_its_errors():
     all_mae, all_rmse = mae_rmse(pred.energy_pred - pred.energy_true)
     assert energy.get_legend().get_title().get_text() == f"all: MAE {all_mae}, RMSE {all_rmse} meV"
     offsets = energy.collections[0].get_offsets()  # the neutral singlets, relative to the reference energies
-    assert np.allclose(offsets[:, 0], pred.energy_true[:5] + 49.0) and np.allclose(offsets[:, 1], pred.energy_pred[:5] + 49.0)
+    assert np.allclose(offsets[:, 0], pred.energy_true[:5] + 49.0)
+    assert np.allclose(offsets[:, 1], pred.energy_pred[:5] + 49.0)
     atoms = np.repeat([s == (0, 3) for s in STATES], pred.n_atoms)
     mae, rmse = mae_rmse((pred.force_pred - pred.force_true)[atoms])
     assert forces.get_legend().get_texts()[3].get_text() == f"neutral triplet (0, 3): MAE {mae}, RMSE {rmse} meV/Å"

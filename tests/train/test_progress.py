@@ -51,7 +51,8 @@ def test_one_line_per_epoch_and_a_summary_of_the_best_checkpoint(make_store, tin
     score = [row["val_energy_force"] for row in rows]
     best = score.index(min(score))  # the first lowest, as best.pt is only replaced on improvement
     for match, row in zip(epochs, rows):
-        assert int(match[1]) == row["epoch"] and match[2] == "4" and float(match[3]) == pytest.approx(row["lr"], rel=0.05)
+        assert int(match[1]) == row["epoch"] and match[2] == "4"
+        assert float(match[3]) == pytest.approx(row["lr"], rel=0.05)
         for group, key in zip(range(4, 8), ("train_energy_mae_meV", "train_force_mae_meV_per_A",
                                             "val_energy_mae_meV", "val_force_mae_meV_per_A")):
             assert float(match[group]) == pytest.approx(row[key], abs=0.051), key
@@ -107,7 +108,8 @@ def test_epoch_lines_without_forces_or_validation():
            "val_energy_mae_meV": math.nan, "val_force_mae_meV_per_A": math.nan, "seconds": 2.0}
     line = epoch_line(row, 10, forces=False, improved=False)
     assert line == "epoch  3/10  lr 1.0e-03  train MAE E    12.3 meV  val MAE E       - meV     2.0 s"
-    history = [{"val_loss": math.nan, "train_loss": value, "epoch": i + 1} for i, value in enumerate([3.0, 1.0, 1.0, 2.0])]
+    history = [{"val_loss": math.nan, "train_loss": value, "epoch": i + 1}
+               for i, value in enumerate([3.0, 1.0, 1.0, 2.0])]
     assert best_epoch(history, "loss")["epoch"] == 2
     assert best_epoch([{"val_loss": math.nan, "train_loss": math.nan, "epoch": 1}], "loss") is None
 

@@ -48,7 +48,7 @@ def parity_figure(pred: Predictions, reference: np.ndarray) -> Figure:
     metrics = [error_metrics(pred, state.conformers) for state in found]
     overall = error_metrics(pred, np.ones(len(pred.energy_true), bool))
     panels = 1 if pred.force_true is None else 2
-    fig = Figure(figsize=(6.2 * panels, 6.2), layout="constrained")  # no pyplot: the backend is left alone
+    fig = Figure(figsize=(6.2 * panels, 6.8), layout="constrained")  # no pyplot: the backend is left alone
     axes = fig.subplots(1, panels, squeeze=False)[0]
     energy = axes[0]
     _panel(energy, pred.energy_true - reference, pred.energy_pred - reference,
