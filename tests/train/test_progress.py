@@ -135,3 +135,13 @@ def test_bad_thread_counts_are_refused(make_store, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: invalid config") and "threads" in err[-1]
     assert not (tmp_path / "r").exists() and not (tmp_path / "r2").exists()
+
+
+def test_a_resumed_run_says_where_it_continues(make_store, tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert tnq_train("--store", make_store(20), "--config", tiny, "--out", run, "--max-epochs", 1, "-q") == 0
+    capsys.readouterr()
+    assert tnq_train("--resume", "--out", run, "--max-epochs", 2) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"resuming {run} after epoch 1" and LINE.match(lines[1])[1] == "2"
+    assert sum(bool(LINE.match(line)) for line in lines) == 1
