@@ -107,6 +107,7 @@ def _run(scenario: str, base: Path, root: Path, kill_at: int, steps_file: Path |
 
 def main() -> None:
     scenario, base, workdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    workdir.mkdir(parents=True, exist_ok=True)  # else the counted write would also create it
     steps_file = workdir / "steps"
     if _run(scenario, base, workdir / "count", 0, steps_file) != 0:
         sys.exit("the uninterrupted write failed")
