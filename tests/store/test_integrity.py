@@ -143,6 +143,10 @@ def test_old_float_arrays_without_a_chunk_checksum_are_read_and_checked_by_their
     with pytest.raises(DamagedArray, match="content hash differs from the manifest"):
         open_store(root).column("pos")
     assert verify_store(root)[1] == [f"damaged: {_chunk(pos_dir)}, {pos_dir / 'zarr.json'} (content hash differs from the manifest)"]
+    zeros = np.zeros(len(values), np.float32)
+    add_columns(root, {"charges/zero": Column("atom", zeros)})
+    _chunk(_array_dir(root, 0, "charges/zero")).unlink()  # old writers skipped chunks of fill values only
+    np.testing.assert_array_equal(open_store(root).column("charges/zero"), zeros)
 
 
 def test_a_deleted_chunk_or_an_array_of_another_shard_is_caught(tmp_path, make_batch):
