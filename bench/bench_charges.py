@@ -1,5 +1,6 @@
 """Charges throughput, in one run: AM1-BCC molecules/s with 1 and 2 workers (cold caches), the cost of a fully
-cached re-run, and NAGL batched against one call per molecule.
+cached re-run, GFN2 with and without `--timeout` (the sandbox child), and NAGL batched against one call per
+molecule.
 
     python bench/bench_charges.py [--molecules 30]
 
@@ -56,10 +57,24 @@ def drug_store(path: Path, smiles: list[str]) -> Path:
     return path
 
 
-def timed_run(store: Path, scheme: str, cache: Path, scheduler: str | None) -> tuple[float, str]:
+def timed_run(store: Path, scheme: str, cache: Path, scheduler: str | None,
+              timeout: float | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    vid = compute_charges(store, scheme, cache_dir=cache, scheduler=scheduler)
+    vid = compute_charges(store, scheme, cache_dir=cache, scheduler=scheduler, timeout=timeout)
     return time.perf_counter() - start, vid
+
+
+def sandbox_cost(root: Path, smiles: list[str]) -> str:
+    """GFN2 on one worker with and without `timeout` (cold caches): the cost of the sandbox child."""
+    seconds = {}
+    with dask_client(1) as client:
+        for timeout in (None, 600.0):
+            store = drug_store(root / f"gfn2-{timeout}", smiles)
+            seconds[timeout], _ = timed_run(store, "gfn2", root / f"gfn2-cache-{timeout}", client.scheduler.address,
+                                            timeout)
+    return (f"GFN2, 1 worker, {len(smiles)} molecules: {seconds[None]:.1f} s without --timeout, "
+            f"{seconds[600.0]:.1f} s with it (child start, warm-up and one round trip per molecule: "
+            f"{seconds[600.0] - seconds[None]:+.1f} s)")
 
 
 def nagl_rates(smiles: list[str]) -> str:
@@ -108,6 +123,7 @@ def main() -> None:
         print(f"speed-up 2 vs 1 workers: {rates[2] / rates[1]:.2f}x (target >= 1.7); same version: {len(vids) == 1}")
         cached, _ = timed_run(root / "store2", "am1bcc", root / "cache2", None)
         print(f"fully cached re-run: {cached:.2f} s = {100 * cached / first:.1f}% of the first run (target < 5%)")
+        print(sandbox_cost(root, smiles))
     print(nagl_rates(smiles))
 
 
