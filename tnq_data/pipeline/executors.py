@@ -10,11 +10,11 @@ from tnq_data.pipeline.context import Context
 
 
 def _sample(stage, ctx: Context) -> dict:
-    from tnq_data.sample import make_qmspin_sample, make_spice_sample
+    from tnq_data.sample import QMSPIN_SAMPLE_NAME, SPICE_SAMPLE_NAME, make_qmspin_sample, make_spice_sample
 
     folder = ctx.staging("raw")
-    spice = make_spice_sample(folder / "spice-sample.hdf5", n_conformers=stage.spice_conformers, seed=stage.seed)
-    qmspin = make_qmspin_sample(folder / "qmspin-sample.tar.gz", n_carbenes=stage.qmspin_carbenes, seed=stage.seed)
+    spice = make_spice_sample(folder / SPICE_SAMPLE_NAME, n_conformers=stage.spice_conformers, seed=stage.seed)
+    qmspin = make_qmspin_sample(folder / QMSPIN_SAMPLE_NAME, n_carbenes=stage.qmspin_carbenes, seed=stage.seed)
     return {"files": {"spice": str(spice), "qmspin": str(qmspin)}}
 
 
