@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
+from rich.table import Table
 
 from tnq_core.errors import one_line_errors
 from tnq_core.progress import Reporter, progress_bar
@@ -18,6 +19,22 @@ from tnq_core.progress import Reporter, progress_bar
 console = Console(stderr=True)
 #: A parameter name in a library message: a lower-case identifier in backticks.
 _PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def output_console(stderr: bool = False) -> Console:
+    """The console of a command's human-readable output. Not a terminal (a pipe, a log file, CI): lines are
+    never wrapped or cut, so ids and paths stay whole and can be copied from a saved log."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 100_000
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=True)
+
+
+def whole_table(*headers: str, title: str | None = None) -> Table:
+    """A rich table whose cells fold instead of ending in an ellipsis (an id or a path is never cut)."""
+    table = Table(title=title)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    return table
 
 
 def print_json(document: object) -> None:
@@ -45,7 +62,7 @@ class ConsoleReporter(Reporter):
     def __init__(self, quiet: bool = False, keys: bool = False, stdout: bool = False) -> None:
         super().__init__()
         self.quiet, self.keys = quiet, keys
-        self.console = Console(highlight=False, soft_wrap=True) if stdout else console
+        self.console = output_console() if stdout else console
 
     def note(self, message: str) -> None:
         self.console.print(message if self.keys else as_flags(message), highlight=False, markup=False, soft_wrap=True)

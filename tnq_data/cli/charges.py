@@ -4,9 +4,8 @@ from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from tnq_core.cli import print_json
+from tnq_core.cli import output_console, print_json
 from tnq_data.charges import SCHEMES, ChargesRun, check_store, run_charges
 from tnq_data.cli.app import app, reporter, state
 from tnq_data.store import open_store
@@ -45,7 +44,7 @@ def charges(
 
 def _print_run(run: ChargesRun) -> None:
     """Molecules per scheme used, the first failures and cache use, on stderr."""
-    console = Console(stderr=True, soft_wrap=True)
+    console = output_console(stderr=True)
     console.print(f"charges/{run.scheme}: {run.molecules} molecules, "
                   + ", ".join(f"{name} {n}" for name, n in run.used.items())
                   + f"; cache {run.cache_hits} hits, {run.cache_writes} new; version {run.version}", highlight=False)
@@ -69,7 +68,7 @@ def check(
     if as_json:
         print_json(report)
     else:
-        console = Console(stderr=True, soft_wrap=True)
+        console = output_console(stderr=True)
         console.print(f"{store} (version {report['version']}): {report['conformers']} conformers, "
                       f"{report['inconsistent']} with inconsistent spin", highlight=False)
         for row in report["rows"]:

@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from tnq_core.cli import output_console
 from tnq_data.cli.app import app, reporter
 
 curate_app = typer.Typer(help="Curate a published dataset into a store.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def print_summary(out: Path, version: str) -> None:
     for row in open_store(out, version=version).tables.get("curation", []):
         table.add_row(row["reason"], str(row["molecules"]), str(row["conformers"]),
                       style="bold" if row["reason"] == "kept" else None)
-    Console().print(table)
+    output_console().print(table)
 
 
 @curate_app.command("spice")

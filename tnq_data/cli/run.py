@@ -3,14 +3,10 @@
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from tnq_core.cli import print_json
+from tnq_core.cli import output_console, print_json, whole_table
 from tnq_data.cli.app import app, reporter
 from tnq_data.pipeline import load_pipeline, plan, run_pipeline, workdir_of
-
-out = Console(highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -24,7 +20,7 @@ def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pi
     pipeline = load_pipeline(pipeline_file)
     folder = workdir_of(pipeline, workdir)
     rows = plan(pipeline, folder, tuple(force))
-    table = Table("stage", "kind", "key", "action", "why", title=f"{pipeline.name} in {folder}")
+    table = whole_table("stage", "kind", "key", "action", "why", title=f"{pipeline.name} in {folder}")
     for row in rows:
         table.add_row(row.stage.name, row.stage.kind, row.key or "-", row.action, row.reason)
     if dry_run and as_json:
@@ -32,7 +28,7 @@ def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pi
             {"stage": row.stage.name, "kind": row.stage.kind, "key": row.key, "action": row.action,
              "reasons": list(row.reasons)} for row in rows]})
         return
-    Console(stderr=as_json, highlight=False).print(table)
+    output_console(stderr=as_json).print(table)
     if dry_run:
         return
     final = run_pipeline(pipeline, folder, workers=workers, force=tuple(force),
@@ -40,9 +36,9 @@ def run(pipeline_file: Path = typer.Argument(..., help="A pipeline file, e.g. pi
     if as_json:
         print_json({"pipeline": pipeline.name, "workdir": str(folder), "stages": final})
         return
-    summary = Table("stage", "output", "version / file")
+    summary = whole_table("stage", "output", "version / file")
     for name, entry in final.items():
         outputs = entry["outputs"]
         target = outputs.get("version") or outputs.get("file") or outputs.get("checkpoint") or ", ".join(outputs.get("files", {}).values())
         summary.add_row(name, outputs.get("store") or outputs.get("run") or "files", str(target))
-    out.print(summary)
+    output_console().print(summary)

@@ -4,15 +4,13 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from tnq_core.cli import print_json
+from tnq_core.cli import output_console, print_json, whole_table
 from tnq_data.cli.app import app
 from tnq_data.store.summary import store_diff, store_info, store_log
 from tnq_data.store.verify import verify_store
 
-out = Console(highlight=False, soft_wrap=True)
+out = output_console()
 STORE = typer.Argument(..., help="Store directory.")
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -28,7 +26,7 @@ def info(store: Path = STORE, version: str = typer.Option(None, "--version", hel
     out.print(f"[bold]{document['path']}[/bold]  version {document['version']}  (parent {document['parent'] or '-'})")
     out.print(f"{document['n_molecules']:,} molecules, {document['n_conformers']:,} conformers, "
               f"{document['n_atoms']:,} atoms in {document['shards']} shard(s), {document['bytes_on_disk'] / 2**20:.1f} MiB")
-    table = Table("column", "axis", "dtype", "shape", "unit")
+    table = whole_table("column", "axis", "dtype", "shape", "unit")
     for column in document["arrays"]:
         table.add_row(column["name"], column["axis"], column["dtype"], str(tuple(column["shape"])), column["unit"] or "")
     out.print(table)
@@ -61,7 +59,7 @@ def log(store: Path = STORE, as_json: bool = JSON) -> None:
     if as_json:
         print_json(entries)
         return
-    table = Table("version", "created", "command", "molecules", "conformers", "changed columns")
+    table = whole_table("version", "created", "command", "molecules", "conformers", "changed columns")
     for entry in entries:
         table.add_row(entry["version"], entry["created"] or "", entry["command"] or "",
                       f"{entry['counts']['molecule']:,}", f"{entry['counts']['conformer']:,}",
