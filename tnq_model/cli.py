@@ -76,17 +76,14 @@ def eval_command(
 ) -> None:
     """Energy and force errors of a run, overall and by total charge and multiplicity."""
     from .evaluate import evaluate_run
+    from .summary import report_lines
 
     report = evaluate_run(run_dir, store, split, checkpoint, device, force=force, reporter=ConsoleReporter())
     if as_json:
         print_json(report)
         return
-    rows = [("overall", report["overall"])] + [(f"charge {k}", v) for k, v in report["by_total_charge"].items()] \
-        + [(f"multiplicity {k}", v) for k, v in report["by_multiplicity"].items()]
-    for label, metrics in rows:
-        forces = f"  F MAE {metrics['force_mae_meV_per_A']:.1f} meV/Å" if "force_mae_meV_per_A" in metrics else ""
-        print(f"{label:>16}: n={metrics['n_conformers']}  E MAE {metrics['energy_mae_meV']:.1f} meV "
-              f"({metrics['energy_mae_meV_per_atom']:.2f} meV/atom){forces}")
+    for line in report_lines(report):
+        print(line)
 
 
 @app.command("plot")

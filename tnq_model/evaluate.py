@@ -78,12 +78,17 @@ def error_metrics(pred: Predictions, conformers: np.ndarray) -> dict[str, float]
 
 
 def error_report(pred: Predictions) -> dict[str, dict]:
-    """Metrics overall, by total charge and by multiplicity (keys are the values as strings)."""
+    """Metrics overall, by total charge, by multiplicity (keys are the values as strings) and by state, the
+    (total charge, multiplicity) pair (keys "Q,M", e.g. "-1,2")."""
     def grouped(values: np.ndarray) -> dict[str, dict]:
         return {str(int(v)): error_metrics(pred, values == v) for v in np.unique(values)}
 
+    pairs = np.unique(np.stack([pred.total_charge, pred.multiplicity], axis=1).astype(np.int64), axis=0)
+    by_state = {f"{q},{m}": error_metrics(pred, (pred.total_charge == q) & (pred.multiplicity == m))
+                for q, m in pairs.tolist()}
     return {"overall": error_metrics(pred, np.ones(len(pred.energy_true), bool)),
-            "by_total_charge": grouped(pred.total_charge), "by_multiplicity": grouped(pred.multiplicity)}
+            "by_total_charge": grouped(pred.total_charge), "by_multiplicity": grouped(pred.multiplicity),
+            "by_state": by_state}
 
 
 def split_batches(store: Store, config: TrainConfig, split: str, forces: bool, splits: dict[str, np.ndarray]) -> StoreBatches:

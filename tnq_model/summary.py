@@ -65,9 +65,25 @@ def summary_lines(report: dict) -> list[str]:
     forces = best.get("train_" + FORCE[0]) is not None
     split = "val" if best.get("val_" + ENERGY[0]) is not None else "train"
     lines = [f"best.pt: epoch {best['epoch']} of {report['epochs']}, {split} {_errors(best, split + '_', forces)}"]
-    test = report["test"]
-    if test is not None:
-        overall = test["overall"]
-        lines.append(f"test ({overall['n_conformers']} conformers): "
-                     f"{_errors(overall, '', 'force_mae_meV_per_A' in overall)}")
+    if report["test"] is not None:
+        lines += [f"test {line}" for line in report_lines(report["test"])]
     return lines
+
+
+def report_lines(report: dict) -> list[str]:
+    """An evaluation report (`error_report`) in words: overall, then each (total charge, multiplicity) state,
+    then each total charge and multiplicity, with conformer counts."""
+    forces = "force_mae_meV_per_A" in report["overall"]
+    rows = [("overall", report["overall"])]
+    rows += [(state_label(key), metrics) for key, metrics in report.get("by_state", {}).items()]
+    rows += [(f"charge {key}", metrics) for key, metrics in report["by_total_charge"].items()]
+    rows += [(f"multiplicity {key}", metrics) for key, metrics in report["by_multiplicity"].items()]
+    width = max(len(label) for label, _ in rows)
+    return [f"{label:>{width}} ({metrics['n_conformers']:>5} conformers): {_errors(metrics, '', forces)}"
+            for label, metrics in rows]
+
+
+def state_label(key: str) -> str:
+    """ "-1,2" -> "state Q=-1 M=2" (total charge, multiplicity)."""
+    charge, multiplicity = (int(value) for value in key.split(","))
+    return f"state Q={charge:+d} M={multiplicity}" if charge else f"state Q=0 M={multiplicity}"

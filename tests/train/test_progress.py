@@ -61,10 +61,16 @@ def test_one_line_per_epoch_and_a_summary_of_the_best_checkpoint(make_store, tin
     summary = lines[4:]
     assert summary[0].startswith(f"best.pt: epoch {best + 1} of 4, val MAE E ")
     assert f"{rows[best]['val_energy_mae_meV']:.1f} meV" in summary[0]
-    test = json.loads((run / "eval_test.json").read_text())["overall"]
-    assert summary[1].startswith(f"test ({test['n_conformers']} conformers): MAE E ")
+    report = json.loads((run / "eval_test.json").read_text())
+    test = report["overall"]
+    assert re.match(rf"test +overall \( *{test['n_conformers']} conformers\): MAE E ", summary[1]), summary[1]
     assert f"{test['force_mae_meV_per_A']:.1f} meV/Å" in summary[1]
-    assert summary[2] == f"run written to {run}" and len(summary) == 3
+    groups = [*report["by_state"].values(), *report["by_total_charge"].values(), *report["by_multiplicity"].values()]
+    assert len(summary) == 3 + len(groups)
+    for line, group in zip(summary[2:], groups):  # each state, each charge, each multiplicity in turn
+        assert line.startswith("test ") and f"{group['n_conformers']} conformers" in line, line
+        assert f"{group['energy_mae_meV']:.1f} meV" in line, line
+    assert summary[-1] == f"run written to {run}"
 
 
 def test_quiet_says_nothing_and_json_prints_the_final_report(make_store, tiny, tmp_path, capsys):

@@ -57,6 +57,14 @@ def test_training_writes_the_run_directory_and_eval_reports_by_state(make_store,
     assert report["overall"]["n_conformers"] == test_conformers
     assert sum(v["n_conformers"] for v in report["by_multiplicity"].values()) == test_conformers
     assert set(report["by_total_charge"]) <= {"-1", "0", "1"} and len(report["by_total_charge"]) > 1
+    with np.load(run / "test_predictions.npz") as saved:  # by state, recomputed from the saved predictions
+        error = 1000 * np.abs(saved["energy_pred"] - saved["energy_true"])
+        pairs = {f"{q},{m}" for q, m in zip(saved["total_charge"].tolist(), saved["multiplicity"].tolist())}
+        assert set(report["by_state"]) == pairs
+        for key, group in report["by_state"].items():
+            q, m = map(int, key.split(","))
+            mask = (saved["total_charge"] == q) & (saved["multiplicity"] == m)
+            assert group["n_conformers"] == mask.sum() and group["energy_mae_meV"] == pytest.approx(error[mask].mean())
     assert report == {**json.loads((run / "eval_test.json").read_text()), "trained_on_store_version": version,
                       "checkpoint": "best.pt"}
     assert tnq_train("export", run, "--out", tmp_path / "model.ts") == 0
