@@ -38,8 +38,8 @@ def new_splits(store: Store, split: SplitConfig) -> dict[str, np.ndarray]:
     elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
     charge, multiplicity = store.column("total_charge"), store.column("multiplicity")
     labels = [e | s for e, s in zip(elements, molecule_states(charge, multiplicity, molecule))]
-    splits = spread_states(splits, molecule_state_pairs(charge, multiplicity, molecule), labels)
-    return cover_training(splits, labels)
+    splits = cover_training(splits, labels)  # first, so that spreading never picks a molecule train needs
+    return spread_states(splits, molecule_state_pairs(charge, multiplicity, molecule), labels)
 
 
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:

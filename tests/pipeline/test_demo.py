@@ -1,6 +1,7 @@
 """The README's demo end to end (slow): its training learns energies and keeps a checkpoint near the best one."""
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -21,3 +22,6 @@ def test_demo_validation_energy_falls_and_best_checkpoint_is_near_the_lowest(tmp
     assert min(val) < 0.6 * val[0], val
     best_epoch = torch.load(run / "best.pt", weights_only=True)["extra"]["train_state"]["epoch"]
     assert val[best_epoch - 1] <= 1.25 * min(val), (best_epoch, val)
+    # the sample holds >= 3 neutral, >= 3 anionic and >= 3 cationic molecules: the test report shows each state
+    report = json.loads((run / "eval_test.json").read_text())
+    assert {"0,1", "-1,1", "1,1"} <= set(report["by_state"]), report["by_state"].keys()
