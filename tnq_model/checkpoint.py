@@ -7,6 +7,7 @@ strings, lists, tuples and dicts of those. Versions 1 and 2 are read too (:func:
 :func:`upgrade_v2`); their training state cannot be resumed.
 """
 
+import os
 import re
 from os import PathLike
 from pathlib import Path
@@ -70,7 +71,8 @@ def upgrade_v2(payload: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def save_checkpoint(path: Union[str, PathLike], potential: Potential, **extra: Any) -> Path:
-    """Write ``potential`` and the ``extra`` items to ``path``; returns the path."""
+    """Write ``potential`` and the ``extra`` items to ``path``; returns the path. The file is written whole
+    under a temporary name and then renamed, so an interrupt never leaves a truncated checkpoint behind."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -79,7 +81,12 @@ def save_checkpoint(path: Union[str, PathLike], potential: Potential, **extra: A
         "state_dict": potential.state_dict(),
         "extra": extra,
     }
-    torch.save(payload, path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        torch.save(payload, partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 

@@ -126,6 +126,18 @@ def test_version_2_constant_lambda_charge_spin_model_is_refused(make_model, tmp_
     assert str(path) in message and "lambda_mode='constant'" in message and "\n" not in message
 
 
+def test_a_failed_save_keeps_the_previous_checkpoint_whole(checkpoint) -> None:
+    path, potential = checkpoint
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # a lambda cannot be pickled: torch.save fails part-way through
+        save_checkpoint(path, potential, epoch=4, hook=lambda: None)
+    assert path.read_bytes() == before and read_checkpoint(path)["extra"]["epoch"] == 3
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"], "no temporary is left behind"
+    save_checkpoint(path, potential, epoch=5)
+    assert read_checkpoint(path)["extra"]["epoch"] == 5
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pt"]
+
+
 def test_not_a_checkpoint_is_an_error(tmp_path) -> None:
     with pytest.raises(TnqError, match="does not exist"):
         tnq_model.load(tmp_path / "missing.pt")
