@@ -32,6 +32,7 @@ from tnq_model.checkpoint import load_potential
 from tnq_model.config import TrainConfig, resolve_config
 from tnq_model.data import StoreBatches
 from tnq_model.evaluate import Predictions, error_metrics, predict
+from tnq_model.nn.errors import ModelInputError
 from tnq_model.setup import new_splits
 from tnq_model.splits import conformer_mask, load_splits
 from tnq_model.train import train
@@ -51,10 +52,12 @@ CONDITIONINGS: dict[str, dict[str, Any]] = {
     "lambda-channel": {"state": BOTH, "model.state_mode": "tensornet", "model.lambda_mode": "channel"},
     "spooky": {"state": BOTH, "model.state_mode": "spooky"},
 }
-#: Loss balances tried on the default conditioning: name -> overrides (row "default+<name>"). "old-loss" is the
+#: Loss balances and schedules tried on the default conditioning: name -> overrides (row "default+<name>"). "old-loss" is the
 #: loss before per-quantity scaling: eV/atom and eV/Å errors weighted 1 : 10. Rows whose force weight exceeds
 #: their energy weight count as force-weighted in the goal check.
 LOSS_VARIANTS: dict[str, dict[str, Any]] = {
+    "weights-1:10": {"loss.force_weight": 10.0},
+    "patience-5": {"optim.plateau_patience": 5},
     "equal-weights": {"loss.energy_weight": 1.0, "loss.force_weight": 1.0},
     "forces-100": {"loss.energy_weight": 1.0, "loss.force_weight": 100.0},
     "old-loss": {"loss.energy_weight": 1.0, "loss.force_weight": 10.0, "loss.scaled": False},
@@ -134,7 +137,7 @@ def run_one(name: str, flat: dict[str, Any], store: Path, runs: Path,
         train(config)
         test = load_splits(runs / name / "splits.npz")["test"]
         row.update(state_metrics(predictions(runs / name, store, test)))
-    except TnqError as err:
+    except (TnqError, ModelInputError) as err:  # a config tnq refuses, with its one-line reason
         row["refused"] = str(err)
     except Exception as err:  # a broken row (e.g. a config key mid-change) must not end the bench
         row["failed"] = f"{type(err).__name__}: {err}"

@@ -44,7 +44,7 @@ class LossConfig(_Section):
     kind: Literal["mse", "l1", "huber"] = "mse"
     scaled: bool = True
     energy_weight: float = Field(1.0, ge=0)
-    force_weight: float = Field(10.0, ge=0)
+    force_weight: float = Field(30.0, ge=0)
     huber_delta: PositiveFloat = 0.01
 
 
@@ -55,7 +55,7 @@ class OptimConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(100, ge=0)
     plateau_factor: float = Field(0.5, gt=0, lt=1)
-    plateau_patience: int = Field(5, ge=0)
+    plateau_patience: int = Field(2, ge=0)
     min_lr: float = Field(1e-6, ge=0)
     clip_grad_norm: PositiveFloat = 10.0
     ema_decay: float = Field(0.99, ge=0, lt=1)  # 0 disables the moving average
