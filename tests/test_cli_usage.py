@@ -85,7 +85,10 @@ raise SystemExit(run_app(app, []))
 
 
 def test_ctrl_c_is_one_line_and_exit_130() -> None:
-    process = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a test run started in the background (`cmd &`) ignores it, and
+    # Python then installs no KeyboardInterrupt handler at all
+    process = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     process.send_signal(signal.SIGINT)
