@@ -10,7 +10,7 @@ import numpy as np
 from tnq_core.errors import TnqError
 from tnq_data.sample_conformers import check_spin_and_charge, conformers_bohr, mapped_molecule
 from tnq_data.sample_molecules import SPICE_MOLECULES, SampleMolecule
-from tnq_data.xtb import atomic_reference_energy, gfn2_singlepoint
+from tnq_data.xtb import atomic_reference_energy, gfn2_result
 
 __all__ = ["SPICE_SAMPLE_NAME", "make_spice_sample"]
 
@@ -29,10 +29,12 @@ def _write_spice_group(f: h5py.File, spec: SampleMolecule, n_conformers: int, se
     energies = np.empty(n_conformers, dtype=np.float64)
     gradients = np.empty(xyz_bohr.shape, dtype=np.float32)
     charges = np.empty((*xyz_bohr.shape[:2], 1), dtype=np.float32)
+    dipoles = np.empty((n_conformers, 3), dtype=np.float32)
     for k in range(n_conformers):
-        energies[k], grad, q = gfn2_singlepoint(numbers, xyz_bohr[k].astype(np.float64), spec.charge,
-                                                spec.multiplicity - 1, f"{spec.name} conformer {k}")
-        gradients[k], charges[k, :, 0] = grad, q
+        res = gfn2_result(numbers, xyz_bohr[k].astype(np.float64), spec.charge, spec.multiplicity - 1,
+                          f"{spec.name} conformer {k}")
+        energies[k], gradients[k] = res.get("energy"), res.get("gradient")
+        charges[k, :, 0], dipoles[k] = res.get("charges"), res.get("dipole")
     for atom in mol.GetAtoms():
         key = (atom.GetAtomicNum(), atom.GetFormalCharge())
         if key not in references:
@@ -47,6 +49,7 @@ def _write_spice_group(f: h5py.File, spec: SampleMolecule, n_conformers: int, se
     g.create_dataset("formation_energy", data=energies - e_atoms).attrs["units"] = "hartree"
     if spec.mbis:
         g.create_dataset("mbis_charges", data=charges).attrs["units"] = "elementary_charge"
+    g.create_dataset("scf_dipole", data=dipoles).attrs["units"] = "elementary_charge*bohr"
     g.create_dataset("smiles", data=[smiles], dtype=h5py.string_dtype())
     g.create_dataset("subset", data=[spec.subset], dtype=h5py.string_dtype())
 
@@ -56,7 +59,8 @@ def make_spice_sample(path: Path, n_conformers: int = 8, seed: int = 0,
     """Write a SPICE-layout HDF5 of `molecules` (default: all of `SPICE_MOLECULES`) to `path`.
 
     Per molecule: `n_conformers` RDKit conformers, GFN2-xTB energies (hartree), gradients
-    (hartree/bohr) and, where `mbis` is set, GFN2 charges (e) in `mbis_charges`. Coordinates in bohr.
+    (hartree/bohr), the GFN2 dipole about the origin (e·bohr) in `scf_dipole` and, where `mbis` is set, GFN2
+    charges (e) in `mbis_charges`. Coordinates in bohr.
     The same arguments give a byte-identical file.
     """
     if n_conformers < 1:

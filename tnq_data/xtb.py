@@ -13,8 +13,8 @@ import numpy as np
 
 from tnq_core.errors import TnqError
 
-__all__ = ["Gfn2Error", "atomic_reference_energy", "gfn2_calculator", "gfn2_optimise", "gfn2_singlepoint",
-           "lbfgs", "single_threaded_openmp"]
+__all__ = ["Gfn2Error", "atomic_reference_energy", "gfn2_calculator", "gfn2_optimise", "gfn2_result",
+           "gfn2_singlepoint", "lbfgs", "single_threaded_openmp"]
 
 #: Unpaired electrons of the ground state of an isolated atom or ion with n electrons (n = 1..18, Hund's rule).
 _UNPAIRED_BY_ELECTRONS = (0, 1, 0, 1, 0, 1, 2, 3, 2, 1, 0, 1, 0, 1, 2, 3, 2, 1, 0)
@@ -65,6 +65,13 @@ def gfn2_singlepoint(numbers: np.ndarray, positions_bohr: np.ndarray, charge: in
 
     `uhf` is the number of unpaired electrons; `label` names the structure in the `Gfn2Error` message.
     """
+    res = gfn2_result(numbers, positions_bohr, charge, uhf, label)
+    return float(res.get("energy")), np.asarray(res.get("gradient")), np.asarray(res.get("charges"))
+
+
+def gfn2_result(numbers: np.ndarray, positions_bohr: np.ndarray, charge: int, uhf: int, label: str) -> Any:
+    """tblite's `Result` of a GFN2-xTB single point on one thread, as `gfn2_singlepoint` runs it; atomic units
+    (e.g. ``res.get("dipole")``: (3,) e·bohr about the coordinate origin)."""
     try:  # tblite rejects some structures (atoms too close) already when the calculator is built
         calc = gfn2_calculator(numbers, positions_bohr, charge, uhf)
         with single_threaded_openmp():
@@ -72,7 +79,7 @@ def gfn2_singlepoint(numbers: np.ndarray, positions_bohr: np.ndarray, charge: in
     except RuntimeError as err:
         raise Gfn2Error(f"GFN2-xTB failed on {label} (charge {charge}, {uhf} unpaired electrons): {err}; "
                         "check its atoms, charge and multiplicity", str(err).strip()) from err
-    return float(res.get("energy")), np.asarray(res.get("gradient")), np.asarray(res.get("charges"))
+    return res
 
 
 def atomic_reference_energy(atomic_number: int, formal_charge: int) -> float:

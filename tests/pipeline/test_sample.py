@@ -22,7 +22,7 @@ from tnq_data.sample import (
     make_spice_sample,
 )
 from tnq_data.units import BOHR_TO_ANGSTROM
-from tnq_data.xtb import Gfn2Error
+from tnq_data.xtb import Gfn2Error, gfn2_result
 
 #: A cheap selection covering neutral, cation, anion, radicals, three subsets, with and without MBIS.
 SMALL = ("145068", "175", "223", "887", "C[NH3+]", "[CH3]", "gly-gly")
@@ -92,6 +92,8 @@ def test_spice_layout_and_mapped_smiles(spice: Path) -> None:
                 assert g[key].shape == (1,) and h5py.check_string_dtype(g[key].dtype).encoding == "utf-8"
             assert g["conformations"].attrs["units"] == "bohr"
             assert g["dft_total_gradient"].attrs["units"] == "hartree/bohr"
+            assert g["scf_dipole"].dtype == np.float32 and g["scf_dipole"].shape == (N_CONF, 3)
+            assert g["scf_dipole"].attrs["units"] == "elementary_charge*bohr"
             # Atom order of the arrays is the map order of the SMILES, which has explicit hydrogens.
             mol = _parse_smiles(g["smiles"].asstr()[0])
             by_map = sorted(mol.GetAtoms(), key=lambda a: a.GetAtomMapNum())
@@ -129,6 +131,8 @@ def test_tblite_was_run_with_the_smiles_charge_and_spin(spice: Path) -> None:
             energy, grad, _ = gfn2_singlepoint(g["atomic_numbers"][()], xyz, charge, uhf, name)
             assert energy == pytest.approx(g["dft_total_energy"][0], abs=1e-8), name
             np.testing.assert_allclose(grad, g["dft_total_gradient"][0], atol=1e-6)
+            dipole = gfn2_result(g["atomic_numbers"][()], xyz, charge, uhf, name).get("dipole")
+            np.testing.assert_allclose(g["scf_dipole"][0], dipole, atol=1e-6)
             if "mbis_charges" in g:
                 np.testing.assert_allclose(g["mbis_charges"][()].sum(axis=(1, 2)), charge, atol=1e-4)
 

@@ -1,5 +1,6 @@
 """Curate a SPICE HDF5 file (one group per molecule, hartree/bohr) into a store (eV/Å/e).
 
+SPICE's `scf_dipole` (about the origin) becomes a per-conformer `dipole` about the centre of mass (e·Å).
 Groups are read in sorted name order in contiguous blocks; each block becomes one `MoleculeBatch`, so the
 store does not depend on the number of workers.
 """
@@ -17,6 +18,7 @@ from tnq_core.progress import SILENT, Reporter
 from tnq_data.chem import mapped_smiles_summary, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, max_force_norm, non_finite, to_batch
 from tnq_data.parallel import ordered_map
+from tnq_data.sources.dipole import dipole_about_centre_of_mass
 from tnq_data.store import write_store
 from tnq_data.store.format import MoleculeBatch
 from tnq_data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
@@ -30,7 +32,10 @@ EXPECTED_UNITS = {
     "formation_energy": "hartree",
     "dft_total_gradient": "hartree/bohr",
     "mbis_charges": "elementary_charge",
+    "scf_dipole": "elementary_charge*bohr",
 }
+#: Optional datasets: absent ones give NaN columns.
+OPTIONAL = ("mbis_charges", "scf_dipole")
 REQUIRED = ("smiles", "subset", "atomic_numbers", "conformations", "dft_total_energy", "formation_energy",
             "dft_total_gradient")
 #: Molecules per block: the unit of work of a worker and one batch of the writer.
@@ -83,7 +88,7 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
     Python objects around it cost more than reading the data.
     """
     present = set(group)
-    data = {key: h5d.open(group.id, key.encode()) for key in (*REQUIRED, "mbis_charges") if key in present}
+    data = {key: h5d.open(group.id, key.encode()) for key in (*REQUIRED, *OPTIONAL) if key in present}
     n_conf = data["conformations"].shape[0] if "conformations" in data else 0
     if len(data.keys() & set(REQUIRED)) < len(REQUIRED):
         counts.drop_molecule("missing_dataset", n_conf)
@@ -112,7 +117,8 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
         counts.drop_molecule("spin", n_conf)
         return None
 
-    pos = (_read(data["conformations"]).astype(np.float64) * BOHR_TO_ANGSTROM).astype(np.float32)
+    pos64 = _read(data["conformations"]).astype(np.float64) * BOHR_TO_ANGSTROM
+    pos = pos64.astype(np.float32)
     forces = (_read(data["dft_total_gradient"]).astype(np.float64) * -HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM).astype(np.float32)
     energy = _read(data["dft_total_energy"]).astype(np.float64) * HARTREE_TO_EV
     formation = _read(data["formation_energy"]).astype(np.float64) * HARTREE_TO_EV
@@ -122,6 +128,11 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
     else:
         mbis = np.full((n_conf, len(z)), np.nan, dtype=np.float32)
         method = basis = ""
+    if "scf_dipole" in data:
+        dipole_origin = _read(data["scf_dipole"]).astype(np.float64) * BOHR_TO_ANGSTROM
+        dipole = dipole_about_centre_of_mass(dipole_origin, z, pos64, charge)
+    else:
+        dipole = np.full((n_conf, 3), np.nan)
 
     checks = [("non_finite", non_finite(pos, forces, energy, formation))]
     if filters.max_force is not None:
@@ -137,7 +148,7 @@ def _read_molecule(group: h5py.Group, filters: SpiceFilters, counts: DropCounts)
                   "charges_method/mbis_source": method, "charges_basis/mbis_source": basis},
         conformer={"energy": energy[keep], "formation_energy": formation[keep],
                    "total_charge": np.full(n_kept, charge, dtype=np.int8),
-                   "multiplicity": np.full(n_kept, multiplicity, dtype=np.int8)},
+                   "multiplicity": np.full(n_kept, multiplicity, dtype=np.int8), "dipole": dipole[keep]},
         atom={"z": np.broadcast_to(z.astype(np.uint8), (n_kept, len(z))), "pos": pos[keep], "forces": forces[keep],
               MBIS_SOURCE: mbis[keep]},
     )
@@ -184,13 +195,15 @@ def _check_units(group: h5py.Group, data: dict[str, h5d.DatasetID]) -> None:
 
 
 def _shapes_ok(data: dict[str, h5d.DatasetID], n_conf: int, z: np.ndarray) -> bool:
-    """Whether conformations/gradients are (M,N,3), energies (M,) and MBIS charges (M,N[,1]) with M, N >= 1."""
+    """Whether conformations/gradients are (M,N,3), energies (M,), MBIS charges (M,N[,1]) and the SCF dipole (M,3),
+    with M, N >= 1."""
     n_atoms = len(z)
     atom_shape = (n_conf, n_atoms, 3)
     return (n_conf >= 1 and n_atoms >= 1 and z.ndim == 1
             and data["conformations"].shape == atom_shape and data["dft_total_gradient"].shape == atom_shape
             and data["dft_total_energy"].shape == (n_conf,) and data["formation_energy"].shape == (n_conf,)
-            and ("mbis_charges" not in data or data["mbis_charges"].shape in ((n_conf, n_atoms), (n_conf, n_atoms, 1))))
+            and ("mbis_charges" not in data or data["mbis_charges"].shape in ((n_conf, n_atoms), (n_conf, n_atoms, 1)))
+            and ("scf_dipole" not in data or data["scf_dipole"].shape == (n_conf, 3)))
 
 
 def curate_spice(hdf5: Path, out: Path, subset: str | None = None, elements: list[str] | None = None,

@@ -20,6 +20,7 @@ BUILTIN_COLUMNS: dict[str, tuple[str, str, tuple[int, ...], str | None]] = {
     "formation_energy": ("conformer", "float64", (), "eV"),
     "total_charge": ("conformer", "int8", (), "e"),
     "multiplicity": ("conformer", "int8", (), None),
+    "dipole": ("conformer", "float64", (3,), "e*angstrom"),
     "molecule": ("conformer", "int64", (), None),
     "atom_offset": ("conformer", "int64", (), None),
     "smiles": ("molecule", "str", (), None),
