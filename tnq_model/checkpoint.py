@@ -1,7 +1,8 @@
 """Checkpoints of a Potential (config + weights + extras) and a numpy Predictor built from one.
 
 A checkpoint is a ``torch.save`` dict: ``format`` ("tnq-model"), ``format_version`` (3), ``config``
-(:meth:`Potential.config`), ``state_dict`` and ``extra`` (whatever the caller passed, e.g. optimiser
+(:meth:`Potential.config`, with the model's ``physics`` terms; a config without them is read as
+``physics=[]``), ``state_dict`` and ``extra`` (whatever the caller passed, e.g. optimiser
 state and training config). It is read with ``weights_only=True``: extras must be tensors, numbers,
 strings, lists, tuples and dicts of those. Versions 1 and 2 are read too (:func:`upgrade_v1`,
 :func:`upgrade_v2`); their training state cannot be resumed.

@@ -33,6 +33,8 @@ class ModelConfig(_Section):
     trainable_rbf: bool = False
     state_mode: Literal["tensornet", "spooky"] = "tensornet"
     lambda_mode: Literal["constant", "learnable", "channel"] = "channel"
+    #: Physical terms added to the network (docs/model.md, "Physical terms"); "coulomb" needs "charges".
+    physics: list[Literal["charges", "coulomb", "zbl"]] = []
     dtype: Literal["float32", "float64"] = "float32"
 
 

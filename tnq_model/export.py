@@ -19,7 +19,9 @@ def export_torchscript(checkpoint_path: Union[str, PathLike], out_path: Union[st
     """Script the Potential of a checkpoint and save it to ``out_path``; returns the path.
 
     The scripted module has ``forward(z, pos, batch, total_charge, multiplicity, partial_charges=None)``
-    -> energies (B,) eV and ``energy_and_forces(...)`` -> (energies eV, forces eV/Å), as Potential.
+    -> energies (B,) eV and ``energy_and_forces(...)`` -> (energies eV, forces eV/Å), as Potential, physical
+    terms (``model.physics``) included; its ``model.energy_parts(...)`` gives the network part, the learned
+    charges and the Coulomb and ZBL energies separately.
     """
     out_path = Path(out_path)
     if not out_path.parent.is_dir():

@@ -24,13 +24,17 @@ def _table(values: Optional[Any], length: int, name: str) -> Tensor:
 class Potential(nn.Module):
     """Molecular energies in eV from the store's conventions (total charge in e, multiplicity 2S+1).
 
-    E_b = scale * TensorNet_b + shift * n_b + sum_{i in b} e_ref[Z_i] + o_Q[Q_b] + o_M[M_b].
+    E_b = scale * TensorNet_b + shift * n_b + sum_{i in b} e_ref[Z_i] + o_Q[Q_b] + o_M[M_b] + Coulomb_b + ZBL_b.
+
+    The physical terms of the model (``model.physics``; Coulomb and ZBL, in eV) are added unscaled: ``scale``
+    multiplies the network's energy only.
 
     The network may run in float32; the references, the sum and the returned energies are float64, so
     totals of -1e5 eV keep sub-meV precision. A total charge (multiplicity) missing from ``ref_charges``
     (``ref_multiplicities``) has no reference energy and is an error, in TorchScript too; empty lists
     accept any value. A state the network is conditioned on, or that the references depend on, must be
-    given; only a model that is conditioned on neither and knows only Q = 0 (M = 1) needs none.
+    given (a model with learned charges needs the total charge); only a model that is conditioned on neither
+    and knows only Q = 0 (M = 1) needs none.
 
     Args:
         model: the network.
@@ -78,7 +82,8 @@ class Potential(nn.Module):
         self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
         self.uses_charge = "charge" in model.state
         self.uses_spin = "spin" in model.state
-        self.needs_charge = self.uses_charge or _depends_on_state(list(ref_charges), 0)
+        self.learns_charges = "charges" in model.physics
+        self.needs_charge = self.uses_charge or self.learns_charges or _depends_on_state(list(ref_charges), 0)
         self.needs_multiplicity = self.uses_spin or _depends_on_state(list(ref_multiplicities), 1)
 
     @torch.jit.unused
@@ -154,10 +159,14 @@ class Potential(nn.Module):
         """Float64 energies (B,) in eV; z (N,), pos (N, 3) Å, batch (N,), total_charge (B,) e, multiplicity (B,) 2S+1."""
         total_charge = self._required(total_charge, self.needs_charge, "total charge", 0, batch)
         multiplicity = self._required(multiplicity, self.needs_multiplicity, "multiplicity", 1, batch)
-        charge = total_charge if self.uses_charge else None
+        charge = total_charge if self.uses_charge or self.learns_charges else None
         spin = multiplicity_to_spin(multiplicity) if self.uses_spin else None
-        energy = self.model(z, pos, batch, charge, spin, partial_charges).to(torch.float64)
-        return self.scale * energy + self.reference_energy(z, batch, total_charge, multiplicity)
+        parts = self.model.energy_parts(z, pos, batch, charge, spin, partial_charges)
+        energy = self.scale * parts["network"].to(torch.float64)
+        for term in ("coulomb", "zbl"):
+            if term in parts:
+                energy = energy + parts[term].to(torch.float64)
+        return energy + self.reference_energy(z, batch, total_charge, multiplicity)
 
     @torch.jit.export
     def energy_and_forces(

@@ -15,7 +15,15 @@ class ScalarReadout(nn.Module):
         self.linear = nn.Linear(3 * channels, channels)
         self.head = nn.Sequential(nn.Linear(channels, channels // 2), nn.SiLU(), nn.Linear(channels // 2, 1))
 
+    def features(self, x: Tensor) -> Tensor:
+        """Node rows (10, C, N) -> invariant atom features (N, C), the input of the energy head."""
+        invariants = part_norms(x).view(-1, x.shape[2]).t()
+        return F.silu(self.linear(self.norm(invariants)))
+
+    def energies(self, features: Tensor) -> Tensor:
+        """Invariant atom features (N, C) -> per-atom energies (N,)."""
+        return self.head(features).squeeze(-1)
+
     def forward(self, x: Tensor) -> Tensor:
         """Node rows (10, C, N) -> per-atom energies (N,)."""
-        invariants = part_norms(x).view(-1, x.shape[2]).t()
-        return self.head(F.silu(self.linear(self.norm(invariants)))).squeeze(-1)
+        return self.energies(self.features(x))

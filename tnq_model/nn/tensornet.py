@@ -7,7 +7,9 @@ from torch import Tensor, nn
 
 from .embedding import TensorEmbedding
 from .interaction import Interaction
+from .errors import ModelInputError
 from .neighbors import DENSE_MIN_FILL, EDGE_CHUNK, block_edges, molecule_blocks
+from .physics import PhysicalTerms, validate_physics
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
 from .state import (
@@ -37,6 +39,10 @@ class TensorNet(nn.Module):
         lambda_mode: ``"channel"`` (per attribute, layer and channel; the default: it separates every
             state), ``"learnable"`` (per attribute and layer) or ``"constant"`` (0.1, torchmd-net 3.1's
             model; one attribute only); used by the ``"tensornet"`` state mode.
+        physics: physical terms added to the network (nn/physics.py), any subset of ``"charges"``
+            (per-atom charges from the final invariant atom features, summing exactly to the total
+            charge, which must then be given), ``"coulomb"`` (damped Coulomb energy of those charges; needs
+            ``"charges"``) and ``"zbl"`` (ZBL nuclear repulsion). ``()`` is the network alone.
         dtype: parameter dtype (float32 or float64).
 
     Attributes ``dense_min_fill`` and ``edge_chunk`` tune speed only, never results: molecule-size groups
@@ -45,6 +51,7 @@ class TensorNet(nn.Module):
     """
 
     state: List[str]
+    physics: List[str]
 
     def __init__(
         self,
@@ -57,20 +64,25 @@ class TensorNet(nn.Module):
         state: Sequence[str] = (),
         state_mode: str = "tensornet",
         lambda_mode: str = "channel",
+        physics: Sequence[str] = (),
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         names = validate_state(state, state_mode, lambda_mode)
+        terms = validate_physics(physics)
         self.hparams: Dict[str, Any] = dict(
             hidden_channels=hidden_channels, num_layers=num_layers, num_rbf=num_rbf, cutoff=cutoff,
             max_z=max_z, trainable_rbf=trainable_rbf, state=list(names), state_mode=state_mode,
-            lambda_mode=lambda_mode,
+            lambda_mode=lambda_mode, physics=list(terms),
         )
         self.cutoff = float(cutoff)
         self.dense_min_fill = DENSE_MIN_FILL
         self.edge_chunk = EDGE_CHUNK
         self.max_z = max_z
         self.state = list(names)
+        self.physics = list(terms)
+        self.learns_charges = "charges" in terms
+        self.conditioned_on_charge = "charge" in names
         self.atom_embedding = nn.Embedding(max_z, hidden_channels)
         self.rbf = ExpNormalBasis(num_rbf, cutoff, trainable_rbf)
         self.embedding = TensorEmbedding(hidden_channels, num_rbf)
@@ -84,6 +96,7 @@ class TensorNet(nn.Module):
             for name in spooky
         ])
         self.readout = ScalarReadout(hidden_channels)
+        self.terms = PhysicalTerms(terms, hidden_channels, cutoff)
         self.to(dtype)
 
     @torch.jit.unused
@@ -105,23 +118,47 @@ class TensorNet(nn.Module):
         spin: Optional[Tensor] = None,
         partial_charges: Optional[Tensor] = None,
     ) -> Tensor:
-        """Energies of a batch of molecules.
+        """Energies of a batch of molecules: the network's plus the physical terms' (see :meth:`energy_parts`).
 
         Args:
             z: (N,) atomic numbers.
             pos: (N, 3) positions in Å.
             batch: (N,) molecule index of each atom, 0..B-1.
-            total_charge: (B,) total charges in e, if the state has ``"charge"``.
+            total_charge: (B,) total charges in e, if the state has ``"charge"`` or physics ``"charges"``.
             spin: (B,) numbers of unpaired electrons 2S, if the state has ``"spin"``.
             partial_charges: (N,) or (N, K) partial charges in e, one column per ``"charges/..."`` state.
 
         Returns:
             (B,) energies in the units of the training targets (eV in tnq).
         """
+        parts = self.energy_parts(z, pos, batch, total_charge, spin, partial_charges)
+        energy = parts["network"]
+        for term in ("coulomb", "zbl"):
+            if term in parts:
+                energy = energy + parts[term]
+        return energy
+
+    @torch.jit.export
+    def energy_parts(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        total_charge: Optional[Tensor] = None,
+        spin: Optional[Tensor] = None,
+        partial_charges: Optional[Tensor] = None,
+    ) -> Dict[str, Tensor]:
+        """The parts of the energy, arguments as :meth:`forward`: ``"network"`` (B,) always; with the
+        physical terms on, ``"charges"`` (N,) e in the atom order of ``z``, ``"coulomb"`` and ``"zbl"`` (B,) eV.
+        """
         num_molecules = int(batch.max()) + 1
+        # With learned charges the total charge is needed even when the network is not conditioned on it.
+        state_charge = total_charge if self.conditioned_on_charge or not self.learns_charges else None
+        if self.learns_charges:
+            self._check_total_charge(total_charge, num_molecules)
         if not torch.jit.is_scripting():
-            check_state_inputs(self.state, z.shape[0], num_molecules, total_charge, spin, partial_charges)
-        attributes = atom_attributes(self.state, batch, total_charge, spin, partial_charges, pos.dtype)
+            check_state_inputs(self.state, z.shape[0], num_molecules, state_charge, spin, partial_charges)
+        attributes = atom_attributes(self.state, batch, state_charge, spin, partial_charges, pos.dtype)
         # Work in block order (molecules sorted by size); energies are summed per molecule index.
         order, sizes, groups = molecule_blocks(batch)
         z, pos, batch, attributes = z[order], pos.index_select(0, order), batch[order], attributes[order]
@@ -140,5 +177,23 @@ class TensorNet(nn.Module):
         tensors = self.embedding(x, blocks, cut, rbf, unit)
         for layer in self.layers:
             tensors = layer(tensors, blocks, cut, rbf, attributes)
-        atom_energies = self.readout(tensors)
-        return torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)
+        features = self.readout.features(tensors)
+        atom_energies = self.readout.energies(features)
+        network = torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)
+        parts = self.terms(features, z, pos, batch, total_charge)
+        parts["network"] = network
+        if "charges" in parts:  # back from block order to the caller's atom order
+            charges = parts["charges"]
+            parts["charges"] = torch.zeros_like(charges).index_copy(0, order, charges)
+        return parts
+
+    def _check_total_charge(self, total_charge: Optional[Tensor], num_molecules: int) -> None:
+        """Raise when the total charge the learned charges sum to is missing or of the wrong shape."""
+        if total_charge is None or total_charge.shape != (num_molecules,):
+            if torch.jit.is_scripting():
+                raise RuntimeError("tnq: this model learns charges; pass total_charge as a (B,) tensor")
+            got = "None" if total_charge is None else f"shape {list(total_charge.shape)}"
+            raise ModelInputError(
+                f"this model learns atomic charges (physics={self.physics}), which sum to each molecule's total "
+                f"charge: pass total_charge as a ({num_molecules},) tensor in e (got {got})"
+            )

@@ -1,0 +1,72 @@
+"""Physical terms of TensorNet (SpookyNet's analytical corrections): learned charges, Coulomb and ZBL."""
+
+from typing import Dict, Optional, Sequence
+
+from torch import Tensor, nn
+
+from .charges import ChargeHead
+from .coulomb import DampedCoulomb
+from .errors import ModelInputError
+from .zbl import ZBLRepulsion
+
+#: The physical terms TensorNet can add, in the order they are listed.
+PHYSICS_TERMS = ("charges", "coulomb", "zbl")
+#: Terms of issue 12 that are planned but not built yet.
+PLANNED_TERMS = ("d4", "nonlocal")
+
+
+def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
+    """Check the names of the physical terms of a model; returns them in ``PHYSICS_TERMS`` order."""
+    if isinstance(physics, str):
+        raise ModelInputError(f"physics={physics!r} is a string; pass a list such as [{physics!r}]")
+    names = tuple(physics)
+    for name in names:
+        if name in PLANNED_TERMS:
+            raise ModelInputError(f"physics term {name!r} is not built yet; use a subset of {list(PHYSICS_TERMS)}")
+        if name not in PHYSICS_TERMS:
+            raise ModelInputError(f"unknown physics term {name!r} in `physics`; use a subset of {list(PHYSICS_TERMS)}")
+    if len(set(names)) != len(names):
+        raise ModelInputError(f"`physics` {list(names)} names a term twice; list each once")
+    if "coulomb" in names and "charges" not in names:
+        raise ModelInputError("physics term 'coulomb' needs the learned charges; add 'charges' to `physics`")
+    return tuple(name for name in PHYSICS_TERMS if name in names)
+
+
+class PhysicalTerms(nn.Module):
+    """The physical terms of a model, each optional (None when off; no parameters but the charge head's).
+
+    Args:
+        physics: a subset of ``PHYSICS_TERMS`` (checked by ``validate_physics``).
+        channels: width C of the invariant atom features the charge head reads.
+        cutoff: the model's neighbour cutoff r_c in Å. ZBL is switched off between r_c / 2 and r_c; the
+            Coulomb damping ends between r_c / 4 and 3 r_c / 4 (SpookyNet's choices).
+    """
+
+    def __init__(self, physics: Sequence[str], channels: int, cutoff: float) -> None:
+        super().__init__()
+        names = validate_physics(physics)
+        self.charge_head = ChargeHead(channels) if "charges" in names else None
+        self.coulomb = DampedCoulomb(cutoff / 4, 3 * cutoff / 4) if "coulomb" in names else None
+        self.zbl = ZBLRepulsion(cutoff, cutoff / 2) if "zbl" in names else None
+
+    def forward(
+        self, features: Tensor, z: Tensor, pos: Tensor, batch: Tensor, total_charge: Optional[Tensor]
+    ) -> Dict[str, Tensor]:
+        """The terms that are on: "charges" (N,) e, "coulomb" and "zbl" (B,) eV, B = max(batch) + 1.
+
+        features (N, C) invariant atom features, z (N,), pos (N, 3) Å, batch (N,), total_charge (B,) e
+        (needed with charges); all atom inputs in one (any) order, charges come back in that order.
+        """
+        parts: Dict[str, Tensor] = {}
+        charge_head = self.charge_head
+        if charge_head is not None:
+            assert total_charge is not None, "learned charges need total_charge"
+            charges = charge_head(features, batch, total_charge)
+            parts["charges"] = charges
+            coulomb = self.coulomb
+            if coulomb is not None:
+                parts["coulomb"] = coulomb(charges, pos, batch)
+        zbl = self.zbl
+        if zbl is not None:
+            parts["zbl"] = zbl(z, pos, batch)
+        return parts
