@@ -130,8 +130,8 @@ class Potential(nn.Module):
         if needed:
             if torch.jit.is_scripting():
                 raise RuntimeError("tnq: this potential needs the " + name + " of every molecule; pass it")
-            raise TnqError(f"this potential needs the {name} of every molecule (it is conditioned on it or its "
-                           f"reference energies depend on it); pass {name.replace(' ', '_')} as a (B,) tensor")
+            raise TnqError(f"this potential needs the {name} of every molecule (it is conditioned on it, its learned "
+                           f"charges sum to it, or its reference energies depend on it); pass {name.replace(' ', '_')} as a (B,) tensor")
         return torch.full((int(batch.max()) + 1,), default, dtype=torch.long, device=batch.device)
 
     def reference_energy(self, z: Tensor, batch: Tensor, total_charge: Tensor, multiplicity: Tensor) -> Tensor:
