@@ -28,6 +28,8 @@ def train_command(
     out: Path | None = typer.Option(None, help="Run directory (outputs and checkpoints). Default: run"),
     state: str | None = typer.Option(None, help="Comma-separated state: charge,spin,charges/<scheme>; '' for none."),
     target: str | None = typer.Option(None, help="energy or formation_energy."),
+    physics: str | None = typer.Option(None, help="Comma-separated physical terms: charges,coulomb,zbl; '' for none."),
+    charge_target: str | None = typer.Option(None, help="charges/<scheme> column the learned charges are trained on."),
     max_epochs: int | None = typer.Option(None, help="Number of epochs."),
     batch_size: int | None = typer.Option(None, help="Conformers per batch (per process)."),
     device: str | None = typer.Option(None, help="cpu or cuda."),
@@ -51,7 +53,7 @@ def train_command(
         config = out / "config.yaml"
     overrides = {"store": store, "out": out, "state": _state(state), "target": target, "max_epochs": max_epochs,
                  "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed,
-                 "threads": threads, "svg": svg}
+                 "threads": threads, "svg": svg, "charge_target": charge_target, "model.physics": _state(physics)}
     reporter = SILENT if quiet else ConsoleReporter()
     run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=reporter)
     if os.environ.get("RANK", "0") != "0":

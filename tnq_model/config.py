@@ -48,6 +48,12 @@ class LossConfig(_Section):
     energy_weight: float = Field(1.0, ge=0)
     force_weight: float = Field(30.0, ge=0)
     huber_delta: PositiveFloat = 0.01
+    #: Weight of the per-atom charge error (learned charges vs `charge_target`, e; divided by the target's
+    #: RMS when ``scaled``); used only when `charge_target` is set.
+    charge_weight: float = Field(1.0, ge=0)
+    #: Weight of the per-component dipole error (e·Å, against the store's `dipole` column; divided by its
+    #: RMS when ``scaled``); needs learned charges when above 0.
+    dipole_weight: float = Field(0.0, ge=0)
 
 
 class OptimConfig(_Section):
@@ -98,10 +104,28 @@ class TrainConfig(_Section):
     buffer_shards: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1)  # torch intra-op threads per process; None: DEFAULT_THREADS (1)
     svg: bool = False  # also write the figures as SVG
+    #: `charges/<scheme>` column the learned charges are trained on (needs "charges" in `model.physics`).
+    charge_target: Annotated[str, StringConstraints(
+        pattern=rf"^{re.escape(PARTIAL_CHARGE_PREFIX)}[A-Za-z0-9_.+-]+$")] | None = None
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
     split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _charge_supervision_needs_charges(self) -> "TrainConfig":
+        if "charges" not in self.model.physics:
+            if self.charge_target is not None:
+                raise ValueError(f"charge_target {self.charge_target!r} needs learned charges; add charges to "
+                                 "model.physics")
+            if self.loss.dipole_weight > 0:
+                raise ValueError("loss.dipole_weight > 0 needs learned charges; add charges to model.physics")
+        return self
+
+    @property
+    def supervises_dipole(self) -> bool:
+        """Whether the loss has a dipole term."""
+        return self.loss.dipole_weight > 0
 
     @property
     def partial_charges(self) -> list[str]:
@@ -125,9 +149,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def resolve_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """The config from the YAML file at `path` (if any) with the non-None `overrides` (CLI flags) on top."""
+    """The config from the YAML file at `path` (if any) with the non-None `overrides` (CLI flags) on top; a
+    key "section.name" (e.g. "model.physics") sets one key of a section."""
     data = read_yaml(path) if path is not None else {}
-    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, name = key.rpartition(".")
+        if section:
+            if not isinstance(data.get(section, {}), dict):
+                raise TnqError(f"`{section}` in config {path} must be a mapping of keys; fix the file")
+            data[section] = {**data.get(section, {}), name: value}
+        else:
+            data[key] = value
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as err:

@@ -51,12 +51,14 @@ def _pool(shards: list[Shard], selected: np.ndarray) -> dict[str, np.ndarray]:
     return pool
 
 
-def gather_batch(pool: dict[str, np.ndarray], index: np.ndarray, partial_charges: list[str], target: str) -> Batch:
+def gather_batch(pool: dict[str, np.ndarray], index: np.ndarray, partial_charges: list[str], target: str,
+                 charge_target: str | None = None) -> Batch:
     """The conformers `index` (positions in the pool) as one batch of tensors.
 
     Keys: z (N,) long, pos (N,3) Å, batch (N,) long, forces (N,3) eV/Å when read, partial_charges (N,K) e
-    when requested, energy (B,) float64 eV (the `target` column), total_charge (B,) e, multiplicity
-    (B,) 2S+1, n_atoms (B,), conformer (B,) global conformer index.
+    when requested, charge_target (N,) e (the `charge_target` column, NaN where absent) when requested,
+    dipole (B,3) e·Å (NaN where absent) when read, energy (B,) float64 eV (the `target` column),
+    total_charge (B,) e, multiplicity (B,) 2S+1, n_atoms (B,), conformer (B,) global conformer index.
     """
     starts = pool["atom_offset"][index]
     counts = pool["atom_offset"][index + 1] - starts
@@ -72,6 +74,10 @@ def gather_batch(pool: dict[str, np.ndarray], index: np.ndarray, partial_charges
             batch[name] = torch.from_numpy(pool[name][atoms])
     for name in _CONFORMER_INTS:
         batch[name] = torch.from_numpy(pool[name][index].astype(np.int64))
+    if charge_target is not None:
+        batch["charge_target"] = torch.from_numpy(pool[charge_target][atoms])
+    if "dipole" in pool:
+        batch["dipole"] = torch.from_numpy(pool["dipole"][index])
     if partial_charges:
         batch["partial_charges"] = torch.from_numpy(np.stack([pool[name][atoms] for name in partial_charges], axis=1))
     return batch
@@ -87,6 +93,8 @@ class StoreBatches(IterableDataset):
         target: the conformer column served as `energy` ("energy" or "formation_energy"), eV.
         partial_charges: `charges/<scheme>` columns served as `partial_charges`.
         forces: serve the `forces` column.
+        charge_target: a `charges/<scheme>` column served as `charge_target` (N,) e.
+        dipole: serve the conformer column `dipole` (B, 3) e·Å.
         shuffle: permute shards and conformers (else store order, e.g. for evaluation).
         seed: seed of the permutations; they also depend on the epoch (`set_epoch`).
         buffer_shards: shards held in memory and mixed together.
@@ -94,8 +102,9 @@ class StoreBatches(IterableDataset):
     """
 
     def __init__(self, store: Store, selected: np.ndarray, batch_size: int, *, target: str = "energy",
-                 partial_charges: Sequence[str] = (), forces: bool = True, shuffle: bool = True, seed: int = 0,
-                 buffer_shards: int = 2, rank: int = 0, world_size: int = 1) -> None:
+                 partial_charges: Sequence[str] = (), forces: bool = True, charge_target: str | None = None,
+                 dipole: bool = False, shuffle: bool = True, seed: int = 0, buffer_shards: int = 2, rank: int = 0,
+                 world_size: int = 1) -> None:
         if store.n_shards < world_size:
             raise TnqError(f"{store.root} has {store.n_shards} shard(s), fewer than the {world_size} processes; "
                            "run fewer processes or rewrite the store with smaller shards")
@@ -104,7 +113,10 @@ class StoreBatches(IterableDataset):
         self.shuffle, self.seed, self.buffer_shards = shuffle, seed, buffer_shards
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
-        self.columns = ["z", "pos", target, *_CONFORMER_INTS, *self.partial_charges] + (["forces"] if forces else [])
+        self.charge_target = charge_target
+        self.columns = ["z", "pos", target, *_CONFORMER_INTS, *self.partial_charges] + (["forces"] if forces else []) \
+            + ([charge_target] if charge_target is not None and charge_target not in self.partial_charges else []) \
+            + (["dipole"] if dipole else [])
 
     def set_epoch(self, epoch: int) -> None:
         """Use the shard and conformer permutations of `epoch`."""
@@ -134,7 +146,8 @@ class StoreBatches(IterableDataset):
             pool = _pool([self.store.shard(k, self.columns) for k in group], self.selected)
             order = rng.permutation(pool["selected"]) if self.shuffle else pool["selected"]
             for start in range(0, len(order), self.batch_size):
-                yield gather_batch(pool, order[start:start + self.batch_size], self.partial_charges, self.target)
+                yield gather_batch(pool, order[start:start + self.batch_size], self.partial_charges, self.target,
+                                   self.charge_target)
 
 
 def make_loader(dataset: StoreBatches, num_workers: int) -> DataLoader:

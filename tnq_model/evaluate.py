@@ -20,9 +20,11 @@ from tnq_data.store.reader import Store
 
 from .checkpoint import load_potential, read_checkpoint
 from .config import TrainConfig
-from .data import StoreBatches, potential_inputs, to_device, usable_conformers
+from .data import StoreBatches, to_device, usable_conformers
+from .dipole import molecular_dipole
 from .potential import Potential
 from .splits import SPLITS, conformer_mask, load_splits
+from .trainer import ForceModel
 
 
 @dataclass
@@ -36,22 +38,33 @@ class Predictions:
     multiplicity: np.ndarray
     force_true: np.ndarray | None
     force_pred: np.ndarray | None
+    #: Learned charges (A,) e against the run's `charge_target` (NaN where absent); None without either.
+    charge_true: np.ndarray | None = None
+    charge_pred: np.ndarray | None = None
+    #: Dipoles of the learned charges (C, 3) e·Å against the store's `dipole` (NaN where absent); None without.
+    dipole_true: np.ndarray | None = None
+    dipole_pred: np.ndarray | None = None
 
 
 def predict(potential: Potential, batches: StoreBatches, device: torch.device) -> Predictions:
-    """Energies (and forces when `batches` serves them) predicted for every conformer of `batches`."""
+    """Energies (and forces when `batches` serves them) predicted for every conformer of `batches`; with learned
+    charges, also the charges and dipoles where `batches` serves a `charge_target` or `dipole` target."""
     dtype = next(potential.parameters()).dtype
+    model = ForceModel(potential, batches.forces).eval()
     columns: dict[str, list[np.ndarray]] = {}
     for raw in batches:
         batch = to_device(raw, device, dtype)
-        args = potential_inputs(batch)
-        if "forces" in batch:
-            energy, forces = potential.energy_and_forces(*args)
+        energy, forces, charges = model(batch)
+        if forces is not None:
             columns.setdefault("force_pred", []).append(forces.detach().cpu().double().numpy())
             columns.setdefault("force_true", []).append(raw["forces"].double().numpy())
-        else:
-            with torch.no_grad():
-                energy = potential(*args)
+        if charges is not None and "charge_target" in raw:
+            columns.setdefault("charge_pred", []).append(charges.detach().cpu().double().numpy())
+            columns.setdefault("charge_true", []).append(raw["charge_target"].double().numpy())
+        if charges is not None and "dipole" in raw:
+            dipole = molecular_dipole(charges.detach(), batch["pos"], batch["z"], batch["batch"], len(energy))
+            columns.setdefault("dipole_pred", []).append(dipole.cpu().double().numpy())
+            columns.setdefault("dipole_true", []).append(raw["dipole"].double().numpy())
         columns.setdefault("energy_pred", []).append(energy.detach().cpu().double().numpy())
         for name in ("energy", "n_atoms", "total_charge", "multiplicity"):
             columns.setdefault(name, []).append(raw[name].numpy())
@@ -59,7 +72,8 @@ def predict(potential: Potential, batches: StoreBatches, device: torch.device) -
         raise TnqError(f"no conformers to evaluate in {batches.store.root}; is the split empty?")
     joined = {name: np.concatenate(parts) for name, parts in columns.items()}
     return Predictions(joined["energy"], joined["energy_pred"], joined["n_atoms"], joined["total_charge"],
-                       joined["multiplicity"], joined.get("force_true"), joined.get("force_pred"))
+                       joined["multiplicity"], joined.get("force_true"), joined.get("force_pred"),
+                       *(joined.get(name) for name in ("charge_true", "charge_pred", "dipole_true", "dipole_pred")))
 
 
 def error_metrics(pred: Predictions, conformers: np.ndarray) -> dict[str, float]:
@@ -74,7 +88,18 @@ def error_metrics(pred: Predictions, conformers: np.ndarray) -> dict[str, float]
         force_error = 1000.0 * (pred.force_pred - pred.force_true)[atoms]
         metrics["force_mae_meV_per_A"] = float(np.abs(force_error).mean())
         metrics["force_rmse_meV_per_A"] = float(np.sqrt((force_error**2).mean()))
+    if pred.charge_true is not None:
+        metrics["charge_mae_e"] = _finite_mae(pred.charge_pred, pred.charge_true, np.repeat(conformers, pred.n_atoms))
+    if pred.dipole_true is not None:
+        metrics["dipole_mae_eA"] = _finite_mae(pred.dipole_pred, pred.dipole_true, conformers)
     return metrics
+
+
+def _finite_mae(pred: np.ndarray, true: np.ndarray, rows: np.ndarray) -> float:
+    """Mean |pred - true| over the finite values of `true` in `rows` (NaN where there are none)."""
+    error = np.abs(pred[rows] - true[rows])
+    finite = np.isfinite(error)
+    return float(error[finite].mean()) if finite.any() else float("nan")
 
 
 def error_report(pred: Predictions) -> dict[str, dict]:
@@ -92,14 +117,18 @@ def error_report(pred: Predictions) -> dict[str, dict]:
 
 
 def split_batches(store: Store, config: TrainConfig, split: str, forces: bool, splits: dict[str, np.ndarray]) -> StoreBatches:
-    """Unshuffled batches of `split` of the opened store version, with the columns the run trained on."""
+    """Unshuffled batches of `split` of the opened store version, with the columns the run trained on, and the
+    charge target and `dipole` column (where the store has them) for a model with learned charges."""
     if len(splits[split]) and splits[split].max() >= store.n_molecules:
         raise TnqError(f"{store.root} has {store.n_molecules} molecules but the run's {split} split refers to "
                        f"molecule {splits[split].max()}; evaluate on the store the run was trained on")
     selected = conformer_mask(store.column("molecule"), splits[split])
     selected &= usable_conformers(store, config.partial_charges, config.target)
+    learns_charges = "charges" in config.model.physics
+    charge_target = config.charge_target if learns_charges and config.charge_target in store.columns else None
     return StoreBatches(store, selected, config.batch_size, target=config.target,
-                        partial_charges=config.partial_charges, forces=forces, shuffle=False)
+                        partial_charges=config.partial_charges, forces=forces, charge_target=charge_target,
+                        dipole=learns_charges and "dipole" in store.columns, shuffle=False)
 
 
 def molecule_identities(store: Store) -> np.ndarray:

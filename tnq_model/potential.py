@@ -157,6 +157,19 @@ class Potential(nn.Module):
         partial_charges: Optional[Tensor] = None,
     ) -> Tensor:
         """Float64 energies (B,) in eV; z (N,), pos (N, 3) Å, batch (N,), total_charge (B,) e, multiplicity (B,) 2S+1."""
+        return self.energy_and_parts(z, pos, batch, total_charge, multiplicity, partial_charges)[0]
+
+    @torch.jit.export
+    def energy_and_parts(
+        self,
+        z: Tensor,
+        pos: Tensor,
+        batch: Tensor,
+        total_charge: Optional[Tensor] = None,
+        multiplicity: Optional[Tensor] = None,
+        partial_charges: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """`forward`'s energies and the network's `energy_parts` (e.g. learned "charges" (N,) e)."""
         total_charge = self._required(total_charge, self.needs_charge, "total charge", 0, batch)
         multiplicity = self._required(multiplicity, self.needs_multiplicity, "multiplicity", 1, batch)
         charge = total_charge if self.uses_charge or self.learns_charges else None
@@ -166,7 +179,7 @@ class Potential(nn.Module):
         for term in ("coulomb", "zbl"):
             if term in parts:
                 energy = energy + parts[term].to(torch.float64)
-        return energy + self.reference_energy(z, batch, total_charge, multiplicity)
+        return energy + self.reference_energy(z, batch, total_charge, multiplicity), parts
 
     @torch.jit.export
     def energy_and_forces(

@@ -49,6 +49,13 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
         if name not in store.columns:
             raise TnqError(f"{config.store} has no column {name!r} (version {store.version}); choose another "
                            "target or state, or add the column (tnq-data charges)")
+    if config.charge_target is not None and config.charge_target not in store.columns:
+        raise TnqError(f"{config.store} has no column {config.charge_target!r} for `charge_target` (version "
+                       f"{store.version}); add it (tnq-data charges) or choose one of "
+                       f"{[c for c in store.columns if c.startswith('charges/')] or 'the charges columns'}")
+    if config.supervises_dipole and "dipole" not in store.columns:
+        raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
+                       "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
     molecule = store.column("molecule")
     if splits is None:
         splits = new_splits(store, config.split)
@@ -96,4 +103,14 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
                           multiplicity_offsets=refs.multiplicity_offsets)
-    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0)
+    charge_scale = _rms(store.column(config.charge_target)[atom_rows]) if config.charge_target else 1.0
+    dipole_scale = _rms(store.column("dipole")[rows]) if config.supervises_dipole else 1.0
+    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0,
+                                 charge_scale, dipole_scale)
+
+
+def _rms(values: np.ndarray) -> float:
+    """Root mean square of the finite `values`; 1 when there are none or it is 0 (a scale to divide by)."""
+    finite = values[np.isfinite(values)].astype(np.float64)
+    rms = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
+    return rms if rms > 0 else 1.0

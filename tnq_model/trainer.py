@@ -19,18 +19,23 @@ from .summary import monitored
 
 
 class ForceModel(nn.Module):
-    """The Potential as one module for DDP: batch -> (energies (B,) eV, forces (N, 3) eV/Å or None)."""
+    """The Potential as one module for DDP: batch -> (energies (B,) eV, forces (N, 3) eV/Å or None, learned
+    charges (N,) e or None)."""
 
     def __init__(self, potential: Potential, forces: bool) -> None:
         super().__init__()
         self.potential, self.forces = potential, forces
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
-        args = potential_inputs(batch)
-        if self.forces:
-            return self.potential.energy_and_forces(*args, create_graph=self.training)
-        with torch.set_grad_enabled(self.training):
-            return self.potential(*args), None
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        z, pos, *rest = potential_inputs(batch)
+        with torch.set_grad_enabled(self.training or self.forces):
+            if self.forces:
+                pos = pos.detach().requires_grad_(True)
+            energy, parts = self.potential.energy_and_parts(z, pos, *rest)
+            forces = None
+            if self.forces:
+                forces = -torch.autograd.grad(energy.sum(), pos, create_graph=self.training)[0]
+        return energy, forces, parts.get("charges")
 
 
 class Trainer:
@@ -54,6 +59,7 @@ class Trainer:
         self.history: list[dict] = []
         self.datasets = {name: StoreBatches(setup.store, mask, config.batch_size, target=config.target,
                                             partial_charges=config.partial_charges, forces=setup.forces,
+                                            charge_target=config.charge_target, dipole=config.supervises_dipole,
                                             shuffle=name == "train", seed=config.seed,
                                             buffer_shards=config.buffer_shards, rank=env.rank,
                                             world_size=env.world_size)
@@ -123,9 +129,8 @@ class Trainer:
         sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
         for raw in make_loader(self.datasets["val"], self.config.num_workers):
             batch = to_device(raw, self.env.device, self.dtype)
-            energy, forces = model(batch)
-            sums += loss_sums(self.config, self.scales, batch, energy.detach(),
-                              None if forces is None else forces.detach())
+            outputs = [None if value is None else value.detach() for value in model(batch)]
+            sums += loss_sums(self.config, self.scales, batch, *outputs)
         return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> bool:
