@@ -10,6 +10,8 @@ from pathlib import Path
 #: The errors a line shows: (metric name, label, unit).
 ENERGY = ("energy_mae_meV", "E", "meV")
 FORCE = ("force_mae_meV_per_A", "F", "meV/Å")
+#: Errors shown only where a run has them (learned charges with a charge target or a dipole column).
+LEARNED = (("charge_mae_e", "q", "e", 3), ("dipole_mae_eA", "μ", "e·Å", 3))
 
 
 def monitored(row: dict, key: str) -> float:
@@ -25,12 +27,18 @@ def best_epoch(history: list[dict], key: str) -> dict | None:
 
 
 def _errors(metrics: dict, prefix: str, forces: bool) -> str:
-    """`MAE E    123.4 meV  F     56.7 meV/Å` from the `prefix`ed metrics; `-` where a split was empty."""
+    """`MAE E    123.4 meV  F     56.7 meV/Å` from the `prefix`ed metrics, then the charge and dipole MAE where the
+    metrics have them; `-` where a split was empty."""
     parts = []
     for name, label, unit in (ENERGY, FORCE) if forces else (ENERGY,):
         value = metrics.get(prefix + name)
         shown = f"{value:7.1f}" if value is not None and math.isfinite(value) else f"{'-':>7}"
         parts.append(f"{label} {shown} {unit}")
+    for name, label, unit, digits in LEARNED:
+        if prefix + name in metrics:
+            value = metrics[prefix + name]
+            shown = f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "-"
+            parts.append(f"{label} {shown} {unit}")
     return "MAE " + "  ".join(parts)
 
 

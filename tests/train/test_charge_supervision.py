@@ -16,6 +16,7 @@ from tnq_model.config import resolve_config
 from tnq_model.dipole import molecular_dipole
 from tnq_model.evaluate import evaluate_run, predict, split_batches
 from tnq_model.splits import load_splits
+from tnq_model.summary import report_lines
 from tnq_model.train import train
 
 from .conftest import random_molecules
@@ -81,6 +82,9 @@ def test_charge_supervision_learns_the_target_charges_and_keeps_their_sum(tmp_pa
             assert np.isfinite(group["charge_mae_e"]) and np.isfinite(group["dipole_mae_eA"])
     assert supervised["overall"]["charge_mae_e"] < 0.5 * free["overall"]["charge_mae_e"], (supervised, free)
     assert supervised["overall"]["dipole_mae_eA"] < free["overall"]["dipole_mae_eA"]
+    overall_line = report_lines(supervised)[0]  # what `tnq-train eval` prints
+    assert f"q {supervised['overall']['charge_mae_e']:.3f} e" in overall_line, overall_line
+    assert f"μ {supervised['overall']['dipole_mae_eA']:.3f} e·Å" in overall_line, overall_line
     potential = load_potential(supervised_dir / "best.pt")
     config = resolve_config(None, {**SMALL, "store": store, "charge_target": "charges/toy"})
     pred = predict(potential, split_batches(open_store(store), config, "train", True,
