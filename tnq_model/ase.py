@@ -41,7 +41,7 @@ class TNQCalculator(Calculator):
     of these triggers a new calculation, as a change of positions does. Periodic systems are not supported.
     """
 
-    implemented_properties = ["energy", "forces"]
+    implemented_properties = ["energy", "forces", "charges", "dipole"]  # the last two: models with learned charges
 
     def __init__(self, checkpoint: Union[str, PathLike], device: Union[str, torch.device] = "cpu", **kwargs: Any):
         super().__init__(**kwargs)
@@ -82,3 +82,6 @@ class TNQCalculator(Calculator):
             charges = np.stack([atoms.arrays[name] for name in self.predictor.partial_charge_names], axis=1)
         energy, forces = self.predictor.predict(atoms.numbers, atoms.positions, charge, multiplicity, charges)
         self.results = {"energy": energy, "forces": forces}
+        if potential.learns_charges:  # get_charges() and get_dipole_moment() (e·Å, about the centre of mass)
+            self.results["charges"], self.results["dipole"] = self.predictor.charges_and_dipole(
+                atoms.numbers, atoms.positions, charge, multiplicity, charges)

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 
 from tnq_core.errors import TnqError
 
+from .dipole import molecular_dipole
 from .nn.errors import ModelInputError
 from .nn.state import PARTIAL_CHARGE_PREFIX
 from .potential import Potential
@@ -198,6 +199,33 @@ class Predictor:
             tensor(total_charge, torch.long), tensor(multiplicity, torch.long), tensor(partial_charges, self._dtype),
         )
         return energy.detach().cpu().numpy(), forces.detach().cpu().numpy()
+
+    def charges_and_dipole(
+        self,
+        z: ArrayLike,
+        pos: ArrayLike,
+        total_charge: int,
+        multiplicity: Optional[int] = None,
+        partial_charges: Optional[ArrayLike] = None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The learned atomic charges (N,) e of one molecule, summing to `total_charge`, and its dipole (3,) e·Å
+        about the centre of mass, sum_i q_i (r_i - R_com); for a model with ``physics: [charges, ...]``."""
+        if not self.potential.learns_charges:
+            raise TnqError("this model learns no atomic charges; train it with `physics` including charges")
+        z_t = torch.as_tensor(np.asarray(z, dtype=np.int64), device=self._device)
+        pos_t = torch.as_tensor(np.asarray(pos), dtype=self._dtype, device=self._device)
+        batch = torch.zeros_like(z_t)
+
+        def state(value: Optional[ArrayLike], dtype: torch.dtype) -> Optional[torch.Tensor]:
+            return None if value is None else torch.as_tensor(np.atleast_1d(value), dtype=dtype, device=self._device)
+
+        with torch.no_grad():
+            _, parts = self.potential.energy_and_parts(z_t, pos_t, batch, state(total_charge, torch.long),
+                                                       state(multiplicity, torch.long),
+                                                       state(partial_charges, self._dtype))
+            charges = parts["charges"]
+            dipole = molecular_dipole(charges, pos_t, z_t, batch, 1)[0]
+        return charges.cpu().numpy().astype(np.float64), dipole.cpu().numpy().astype(np.float64)
 
 
 def load(path: Union[str, PathLike], device: Union[str, torch.device] = "cpu") -> Predictor:
