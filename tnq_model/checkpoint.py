@@ -185,6 +185,13 @@ class Predictor:
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Energies (B,) eV (float64) and forces (N, 3) eV/Å; batch (N,) molecule index, total_charge and
         multiplicity (B,)."""
+        inputs = self._inputs(z, pos, batch, total_charge, multiplicity, partial_charges)
+        energy, forces = self.potential.energy_and_forces(*inputs)
+        return energy.detach().cpu().numpy(), forces.detach().cpu().numpy()
+
+    def _inputs(self, z: ArrayLike, pos: ArrayLike, batch: ArrayLike, total_charge: Optional[ArrayLike],
+                multiplicity: Optional[ArrayLike], partial_charges: Optional[ArrayLike]) -> tuple:
+        """The Potential's arguments as tensors on its device, after refusing impossible states."""
 
         def tensor(value: Optional[ArrayLike], dtype: torch.dtype) -> Optional[torch.Tensor]:
             return None if value is None else torch.as_tensor(np.asarray(value), dtype=dtype, device=self._device)
@@ -194,11 +201,9 @@ class Predictor:
             check_states(z, batch, np.asarray(total_charge, np.int64), np.asarray(multiplicity, np.int64))
         elif multiplicity is not None and np.any(np.asarray(multiplicity) < 1):
             raise TnqError(f"multiplicity {np.asarray(multiplicity).tolist()} is below 1; pass 2S+1 (1 singlet, 2 doublet)")
-        energy, forces = self.potential.energy_and_forces(
-            tensor(z, torch.long), tensor(pos, self._dtype), tensor(batch, torch.long),
-            tensor(total_charge, torch.long), tensor(multiplicity, torch.long), tensor(partial_charges, self._dtype),
-        )
-        return energy.detach().cpu().numpy(), forces.detach().cpu().numpy()
+        return (tensor(z, torch.long), tensor(pos, self._dtype), tensor(batch, torch.long),
+                tensor(total_charge, torch.long), tensor(multiplicity, torch.long),
+                tensor(partial_charges, self._dtype))
 
     def charges_and_dipole(
         self,
@@ -212,17 +217,11 @@ class Predictor:
         about the centre of mass, sum_i q_i (r_i - R_com); for a model with ``physics: [charges, ...]``."""
         if not self.potential.learns_charges:
             raise TnqError("this model learns no atomic charges; train it with `physics` including charges")
-        z_t = torch.as_tensor(np.asarray(z, dtype=np.int64), device=self._device)
-        pos_t = torch.as_tensor(np.asarray(pos), dtype=self._dtype, device=self._device)
-        batch = torch.zeros_like(z_t)
-
-        def state(value: Optional[ArrayLike], dtype: torch.dtype) -> Optional[torch.Tensor]:
-            return None if value is None else torch.as_tensor(np.atleast_1d(value), dtype=dtype, device=self._device)
-
+        inputs = self._inputs(z, pos, np.zeros(len(np.asarray(z)), dtype=np.int64), [total_charge],
+                              None if multiplicity is None else [multiplicity], partial_charges)
         with torch.no_grad():
-            _, parts = self.potential.energy_and_parts(z_t, pos_t, batch, state(total_charge, torch.long),
-                                                       state(multiplicity, torch.long),
-                                                       state(partial_charges, self._dtype))
+            _, parts = self.potential.energy_and_parts(*inputs)
+            z_t, pos_t, batch = inputs[:3]
             charges = parts["charges"]
             dipole = molecular_dipole(charges, pos_t, z_t, batch, 1)[0]
         return charges.cpu().numpy().astype(np.float64), dipole.cpu().numpy().astype(np.float64)

@@ -48,3 +48,10 @@ def test_models_without_learned_charges_have_none(make_model, molecules, tmp_pat
         atoms.get_charges()
     with pytest.raises(TnqError, match="learns no atomic charges"):
         load(path).charges_and_dipole(z.numpy(), pos.numpy(), 0)
+
+
+def test_charges_and_dipole_refuse_an_impossible_state_as_predict_does(physics_checkpoint, molecules):
+    z, pos = molecules[0]
+    wrong_parity = 2 - (int(z.sum()) - 1) % 2  # the multiplicity the electron count of the cation rules out
+    with pytest.raises(TnqError, match="cannot have multiplicity"):
+        load(physics_checkpoint).charges_and_dipole(z.numpy(), pos.numpy(), 1, wrong_parity)
