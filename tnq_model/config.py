@@ -5,11 +5,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from tnq_core.errors import TnqError
 from tnq_core.validation import first_problem
 
+from .nn.physics import validate_physics
 from .nn.state import MOLECULE_STATES, PARTIAL_CHARGE_PREFIX
 
 #: A state the model is conditioned on: total charge, spin, or one partial-charge column of the store.
@@ -33,8 +34,9 @@ class ModelConfig(_Section):
     trainable_rbf: bool = False
     state_mode: Literal["tensornet", "spooky"] = "tensornet"
     lambda_mode: Literal["constant", "learnable", "channel"] = "channel"
-    #: Physical terms added to the network (docs/model.md, "Physical terms"); "coulomb" needs "charges".
-    physics: list[Literal["charges", "coulomb", "zbl"]] = []
+    #: Physical terms added to the network (docs/model.md, "Physical terms"); "coulomb" and "d4" add "charges".
+    physics: Annotated[list[Literal["charges", "coulomb", "zbl", "d4", "nonlocal"]],
+                       AfterValidator(lambda names: list(validate_physics(names)))] = []
     dtype: Literal["float32", "float64"] = "float32"
 
 

@@ -152,7 +152,6 @@ def test_torchscript_export_carries_the_terms(make_model, batched, tmp_path) -> 
         (["d4"], "'d4' is not built yet"),
         (["charges", "nonlocal"], "'nonlocal' is not built yet"),
         (["ewald"], "unknown physics term 'ewald'"),
-        (["coulomb"], "'coulomb' needs the learned charges"),
         (["zbl", "zbl"], "names a term twice"),
         ("zbl", "is a string"),
     ],
@@ -175,5 +174,8 @@ def test_config_key_builds_the_terms(tmp_path) -> None:
     assert ModelConfig().physics == []
     model_args = ModelConfig(physics=["zbl", "charges"]).model_dump(exclude={"dtype"})
     assert TensorNet(**model_args).physics == ["charges", "zbl"]
+    # Coulomb reads the learned charges, so naming it switches them on (config and model alike).
+    assert ModelConfig(physics=["zbl", "coulomb"]).physics == ["charges", "coulomb", "zbl"]
+    assert TensorNet(physics=["coulomb"]).physics == ["charges", "coulomb"]
     with pytest.raises(TnqError, match="physics"):
         resolve_config(overrides={"store": tmp_path, "model": {"physics": ["dipole"]}})

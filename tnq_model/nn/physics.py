@@ -1,6 +1,6 @@
 """Physical terms of TensorNet (SpookyNet's analytical corrections): learned charges, Coulomb and ZBL."""
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from torch import Tensor, nn
 
@@ -10,13 +10,18 @@ from .errors import ModelInputError
 from .zbl import ZBLRepulsion
 
 #: The physical terms TensorNet can add, in the order they are listed.
-PHYSICS_TERMS = ("charges", "coulomb", "zbl")
+PHYSICS_TERMS = ("charges", "coulomb", "zbl", "d4", "nonlocal")
+#: Terms that give a (B,) energy in eV, added to the network's.
+ENERGY_TERMS = ("coulomb", "zbl", "d4")
+#: Terms that read the learned charges: naming one switches "charges" on.
+CHARGE_READERS = ("coulomb", "d4")
 #: Terms of issue 12 that are planned but not built yet.
 PLANNED_TERMS = ("d4", "nonlocal")
 
 
 def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
-    """Check the names of the physical terms of a model; returns them in ``PHYSICS_TERMS`` order."""
+    """Check the names of the physical terms of a model; returns them in ``PHYSICS_TERMS`` order, with
+    "charges" added when a term that reads them (``CHARGE_READERS``) is named."""
     if isinstance(physics, str):
         raise ModelInputError(f"physics={physics!r} is a string; pass a list such as [{physics!r}]")
     names = tuple(physics)
@@ -27,8 +32,8 @@ def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
             raise ModelInputError(f"unknown physics term {name!r} in `physics`; use a subset of {list(PHYSICS_TERMS)}")
     if len(set(names)) != len(names):
         raise ModelInputError(f"`physics` {list(names)} names a term twice; list each once")
-    if "coulomb" in names and "charges" not in names:
-        raise ModelInputError("physics term 'coulomb' needs the learned charges; add 'charges' to `physics`")
+    if any(name in CHARGE_READERS for name in names):
+        names = names + ("charges",)
     return tuple(name for name in PHYSICS_TERMS if name in names)
 
 
@@ -42,9 +47,13 @@ class PhysicalTerms(nn.Module):
             Coulomb damping ends between r_c / 4 and 3 r_c / 4 (SpookyNet's choices).
     """
 
+    energy_terms: List[str]
+
     def __init__(self, physics: Sequence[str], channels: int, cutoff: float) -> None:
         super().__init__()
         names = validate_physics(physics)
+        #: The terms that are on and give an energy, added to the network's in this order.
+        self.energy_terms = [name for name in ENERGY_TERMS if name in names]
         self.charge_head = ChargeHead(channels) if "charges" in names else None
         self.coulomb = DampedCoulomb(cutoff / 4, 3 * cutoff / 4) if "coulomb" in names else None
         self.zbl = ZBLRepulsion(cutoff, cutoff / 2) if "zbl" in names else None

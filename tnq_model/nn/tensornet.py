@@ -133,9 +133,8 @@ class TensorNet(nn.Module):
         """
         parts = self.energy_parts(z, pos, batch, total_charge, spin, partial_charges)
         energy = parts["network"]
-        for term in ("coulomb", "zbl"):
-            if term in parts:
-                energy = energy + parts[term]
+        for term in self.terms.energy_terms:
+            energy = energy + parts[term]
         return energy
 
     @torch.jit.export
