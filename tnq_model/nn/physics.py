@@ -16,7 +16,10 @@ ENERGY_TERMS = ("coulomb", "zbl", "d4")
 #: Terms that read the learned charges: naming one switches "charges" on.
 CHARGE_READERS = ("coulomb", "d4")
 #: Terms of issue 12 that are planned but not built yet.
-PLANNED_TERMS = ("d4", "nonlocal")
+PLANNED_TERMS = (
+    "d4",
+    "nonlocal",
+)
 
 
 def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
