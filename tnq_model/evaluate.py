@@ -7,7 +7,7 @@ id and SMILES), never by index.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class Predictions:
     #: Dipoles of the learned charges (C, 3) e·Å against the store's `dipole` (NaN where absent); None without.
     dipole_true: np.ndarray | None = None
     dipole_pred: np.ndarray | None = None
+    #: Each physical term's energy (C,) eV, part of `energy_pred` (model.physics; empty without terms).
+    terms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def predict(potential: Potential, batches: StoreBatches, device: torch.device) -> Predictions:
@@ -51,10 +53,14 @@ def predict(potential: Potential, batches: StoreBatches, device: torch.device) -
     charges, also the charges and dipoles where `batches` serves a `charge_target` or `dipole` target."""
     dtype = next(potential.parameters()).dtype
     model = ForceModel(potential, batches.forces).eval()
+    term_names = potential.model.terms.energy_terms
     columns: dict[str, list[np.ndarray]] = {}
     for raw in batches:
         batch = to_device(raw, device, dtype)
-        energy, forces, charges = model(batch)
+        energy, forces, parts = model(batch)
+        charges = parts.get("charges")
+        for name in term_names:
+            columns.setdefault(f"term_{name}", []).append(parts[name].detach().cpu().double().numpy())
         if forces is not None:
             columns.setdefault("force_pred", []).append(forces.detach().cpu().double().numpy())
             columns.setdefault("force_true", []).append(raw["forces"].double().numpy())
@@ -73,11 +79,13 @@ def predict(potential: Potential, batches: StoreBatches, device: torch.device) -
     joined = {name: np.concatenate(parts) for name, parts in columns.items()}
     return Predictions(joined["energy"], joined["energy_pred"], joined["n_atoms"], joined["total_charge"],
                        joined["multiplicity"], joined.get("force_true"), joined.get("force_pred"),
-                       *(joined.get(name) for name in ("charge_true", "charge_pred", "dipole_true", "dipole_pred")))
+                       *(joined.get(name) for name in ("charge_true", "charge_pred", "dipole_true", "dipole_pred")),
+                       {name: joined[f"term_{name}"] for name in term_names})
 
 
 def error_metrics(pred: Predictions, conformers: np.ndarray) -> dict[str, float]:
-    """Energy and force MAE/RMSE (meV, meV/atom, meV/Å) over the conformers where `conformers` (C,) is True."""
+    """Energy and force MAE/RMSE (meV, meV/atom, meV/Å) over the conformers where `conformers` (C,) is True; the
+    learned charges' and dipoles' MAE (e, e·Å) and each physical term's mean energy (eV) where a model has them."""
     error = 1000.0 * (pred.energy_pred - pred.energy_true)[conformers]
     per_atom = error / pred.n_atoms[conformers]
     metrics = {"energy_mae_meV": float(np.abs(error).mean()), "energy_rmse_meV": float(np.sqrt((error**2).mean())),
@@ -92,6 +100,8 @@ def error_metrics(pred: Predictions, conformers: np.ndarray) -> dict[str, float]
         metrics["charge_mae_e"] = _finite_mae(pred.charge_pred, pred.charge_true, np.repeat(conformers, pred.n_atoms))
     if pred.dipole_true is not None:
         metrics["dipole_mae_eA"] = _finite_mae(pred.dipole_pred, pred.dipole_true, conformers)
+    if pred.terms:
+        metrics["terms_mean_eV"] = {name: float(energy[conformers].mean()) for name, energy in pred.terms.items()}
     return metrics
 
 

@@ -176,9 +176,8 @@ class Potential(nn.Module):
         spin = multiplicity_to_spin(multiplicity) if self.uses_spin else None
         parts = self.model.energy_parts(z, pos, batch, charge, spin, partial_charges)
         energy = self.scale * parts["network"].to(torch.float64)
-        for term in ("coulomb", "zbl"):
-            if term in parts:
-                energy = energy + parts[term].to(torch.float64)
+        for term in self.model.terms.energy_terms:
+            energy = energy + parts[term].to(torch.float64)
         return energy + self.reference_energy(z, batch, total_charge, multiplicity), parts
 
     @torch.jit.export

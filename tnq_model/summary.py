@@ -80,15 +80,19 @@ def summary_lines(report: dict) -> list[str]:
 
 def report_lines(report: dict) -> list[str]:
     """An evaluation report (`error_report`) in words: overall, then each (total charge, multiplicity) state,
-    then each total charge and multiplicity, with conformer counts."""
+    then each total charge and multiplicity, with conformer counts; last, each physical term's mean energy."""
     forces = "force_mae_meV_per_A" in report["overall"]
     rows = [("overall", report["overall"])]
     rows += [(state_label(key), metrics) for key, metrics in report.get("by_state", {}).items()]
     rows += [(f"charge {key}", metrics) for key, metrics in report["by_total_charge"].items()]
     rows += [(f"multiplicity {key}", metrics) for key, metrics in report["by_multiplicity"].items()]
     width = max(len(label) for label, _ in rows)
-    return [f"{label:>{width}} ({metrics['n_conformers']:>5} conformers): {_errors(metrics, '', forces)}"
-            for label, metrics in rows]
+    lines = [f"{label:>{width}} ({metrics['n_conformers']:>5} conformers): {_errors(metrics, '', forces)}"
+             for label, metrics in rows]
+    if terms := report["overall"].get("terms_mean_eV"):
+        lines.append("physical terms, mean per conformer: "
+                     + "  ".join(f"{name} {value:+.4f} eV" for name, value in terms.items()))
+    return lines
 
 
 def state_label(key: str) -> str:

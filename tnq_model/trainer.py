@@ -19,14 +19,14 @@ from .summary import monitored
 
 
 class ForceModel(nn.Module):
-    """The Potential as one module for DDP: batch -> (energies (B,) eV, forces (N, 3) eV/Å or None, learned
-    charges (N,) e or None)."""
+    """The Potential as one module for DDP: batch -> (energies (B,) eV, forces (N, 3) eV/Å or None, the
+    network's ``energy_parts``: "network" and each physical term's (B,) energy, learned "charges" (N,) e)."""
 
     def __init__(self, potential: Potential, forces: bool) -> None:
         super().__init__()
         self.potential, self.forces = potential, forces
 
-    def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def forward(self, batch: Batch) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         z, pos, *rest = potential_inputs(batch)
         with torch.set_grad_enabled(self.training or self.forces):
             if self.forces:
@@ -35,7 +35,7 @@ class ForceModel(nn.Module):
             forces = None
             if self.forces:
                 forces = -torch.autograd.grad(energy.sum(), pos, create_graph=self.training)[0]
-        return energy, forces, parts.get("charges")
+        return energy, forces, parts
 
 
 class Trainer:
@@ -110,7 +110,8 @@ class Trainer:
             for _, raw in zip(range(steps), make_loader(dataset, self.config.num_workers)):
                 batch = to_device(raw, self.env.device, self.dtype)
                 self._warm_up()
-                batch_sums = loss_sums(self.config, self.scales, batch, *self.model(batch))
+                energy, forces, parts = self.model(batch)
+                batch_sums = loss_sums(self.config, self.scales, batch, energy, forces, parts.get("charges"))
                 self.optimizer.zero_grad(set_to_none=True)
                 combined_loss(self.config, batch_sums).backward()
                 nn.utils.clip_grad_norm_(self.potential.parameters(), self.config.optim.clip_grad_norm)
@@ -129,8 +130,10 @@ class Trainer:
         sums = torch.zeros(N_SUMS, dtype=torch.float64, device=self.env.device)
         for raw in make_loader(self.datasets["val"], self.config.num_workers):
             batch = to_device(raw, self.env.device, self.dtype)
-            outputs = [None if value is None else value.detach() for value in model(batch)]
-            sums += loss_sums(self.config, self.scales, batch, *outputs)
+            energy, forces, parts = model(batch)
+            charges = parts.get("charges")
+            sums += loss_sums(self.config, self.scales, batch, energy.detach(),
+                              None if forces is None else forces.detach(), None if charges is None else charges.detach())
         return pass_metrics(self.config, self.scales, self.env.all_reduce(sums))
 
     def end_epoch(self, train: dict[str, float], val: dict[str, float], seconds: float) -> bool:
