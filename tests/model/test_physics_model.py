@@ -149,7 +149,6 @@ def test_torchscript_export_carries_the_terms(make_model, batched, tmp_path) -> 
 @pytest.mark.parametrize(
     ("physics", "message"),
     [
-        (["d4"], "'d4' is not built yet"),
         (["charges", "nonlocal"], "'nonlocal' is not built yet"),
         (["ewald"], "unknown physics term 'ewald'"),
         (["zbl", "zbl"], "names a term twice"),

@@ -1,4 +1,4 @@
-"""Physical terms of TensorNet (SpookyNet's analytical corrections): learned charges, Coulomb and ZBL."""
+"""Physical terms of TensorNet (SpookyNet's analytical corrections): learned charges, Coulomb, ZBL and D4."""
 
 from typing import Dict, List, Optional, Sequence
 
@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from .charges import ChargeHead
 from .coulomb import DampedCoulomb
+from .d4 import D4Dispersion
 from .errors import ModelInputError
 from .zbl import ZBLRepulsion
 
@@ -17,7 +18,6 @@ ENERGY_TERMS = ("coulomb", "zbl", "d4")
 CHARGE_READERS = ("coulomb", "d4")
 #: Terms of issue 12 that are planned but not built yet.
 PLANNED_TERMS = (
-    "d4",
     "nonlocal",
 )
 
@@ -43,6 +43,8 @@ def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
 class PhysicalTerms(nn.Module):
     """The physical terms of a model, each optional (None when off; no parameters but the charge head's).
 
+    D4 needs the optional tad-dftd4 (``D4Dispersion``); a model with it cannot be scripted by TorchScript.
+
     Args:
         physics: a subset of ``PHYSICS_TERMS`` (checked by ``validate_physics``).
         channels: width C of the invariant atom features the charge head reads.
@@ -60,11 +62,12 @@ class PhysicalTerms(nn.Module):
         self.charge_head = ChargeHead(channels) if "charges" in names else None
         self.coulomb = DampedCoulomb(cutoff / 4, 3 * cutoff / 4) if "coulomb" in names else None
         self.zbl = ZBLRepulsion(cutoff, cutoff / 2) if "zbl" in names else None
+        self.d4 = D4Dispersion() if "d4" in names else None
 
     def forward(
         self, features: Tensor, z: Tensor, pos: Tensor, batch: Tensor, total_charge: Optional[Tensor]
     ) -> Dict[str, Tensor]:
-        """The terms that are on: "charges" (N,) e, "coulomb" and "zbl" (B,) eV, B = max(batch) + 1.
+        """The terms that are on: "charges" (N,) e, "coulomb", "zbl" and "d4" (B,) eV, B = max(batch) + 1.
 
         features (N, C) invariant atom features, z (N,), pos (N, 3) Å, batch (N,), total_charge (B,) e
         (needed with charges); all atom inputs in one (any) order, charges come back in that order.
@@ -78,6 +81,9 @@ class PhysicalTerms(nn.Module):
             coulomb = self.coulomb
             if coulomb is not None:
                 parts["coulomb"] = coulomb(charges, pos, batch)
+            d4 = self.d4
+            if d4 is not None:
+                parts["d4"] = d4(z, pos, batch, total_charge, charges)
         zbl = self.zbl
         if zbl is not None:
             parts["zbl"] = zbl(z, pos, batch)
