@@ -53,13 +53,14 @@ bench_states = _sibling("bench_states")
 longrange_pairs = _sibling("longrange_pairs")
 
 #: Models compared at the same budget: name -> (row label, model.physics). Each adds terms to the one before;
-#: "zbl" is an extra step while D4 is not built.
+#: "zbl" is an extra step, and "nonlocal-no-d4" the nonlocal model where D4's extra cannot be installed.
 MODELS: dict[str, tuple[str, list[str]]] = {
     "local": ("local", []),
     "coulomb": ("+charges+coulomb", ["charges", "coulomb"]),
     "zbl": ("+zbl", ["charges", "coulomb", "zbl"]),
     "d4": ("+zbl+d4", ["charges", "coulomb", "zbl", "d4"]),
     "nonlocal": ("+nonlocal", ["charges", "coulomb", "zbl", "d4", "nonlocal"]),
+    "nonlocal-no-d4": ("+zbl+nonlocal (no d4)", ["charges", "coulomb", "zbl", "nonlocal"]),
 }
 #: Separations (Å) above which a 2-layer, 5 Å model sees nothing of the partner, and from which the shape counts.
 FAR, SHAPE_FROM = 10.0, 6.0
