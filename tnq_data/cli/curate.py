@@ -1,4 +1,4 @@
-"""`tnq-data curate spice|qmspin` and `tnq-data import xyz`: parse arguments, call the library, print the counts."""
+"""`tnq-data curate spice|qmspin` and `tnq-data import xyz|asedb`: parse arguments, call the library, print the counts."""
 
 from pathlib import Path
 
@@ -80,4 +80,31 @@ def xyz(
     version = import_xyz(files, out, charge_key=charge_key, spin_key=spin_key, energy_key=energy_key,
                          forces_key=forces_key, molecule_key=molecule_key, default_charge=default_charge,
                          default_multiplicity=default_multiplicity, reporter=reporter())
+    print_summary(out, version)
+
+
+@import_app.command("asedb")
+def asedb(
+    paths: list[Path] = typer.Argument(..., help="ASE databases: SQLite .db, .aselmdb/.lmdb (fairchem, OMol25), "
+                                                 "folders of them or archives (.tar.gz, .zip)."),
+    out: Path = OUT,
+    charge_key: str = typer.Option("charge", help="Key of the total charge (e), in the row's data or key-value pairs."),
+    spin_key: str = typer.Option("spin", help="Key of the spin, read as the multiplicity 2S+1 (as fairchem does)."),
+    energy_key: str = typer.Option("energy", help="Calculator result or data key of the energy (eV)."),
+    forces_key: str = typer.Option("forces", help="Calculator result or data key of the forces (eV/Å)."),
+    charges_key: list[str] = typer.Option([], help="KEY=SCHEME: per-atom charges (e) in KEY stored as "
+                                                   "charges/SCHEME, e.g. lowdin_charges=lowdin; repeatable."),
+    molecule_key: str | None = typer.Option(None, help="Key whose equal values make one molecule (default: one per row)."),
+    default_charge: int | None = typer.Option(None, help="Charge of rows without the charge key (else an error)."),
+    default_multiplicity: int | None = typer.Option(None, help="Multiplicity of rows without the spin key (else an error)."),
+    workers: int = typer.Option(1, min=1, help="Local dask worker processes (1: in-process)."),
+    scheduler: str | None = typer.Option(None, help="Address of a running dask scheduler, e.g. tcp://host:8786."),
+) -> None:
+    """Import ASE database rows (eV, Å) with per-row charge and multiplicity, streaming in bounded memory."""
+    from tnq_data.sources.asedb import import_asedb
+
+    version = import_asedb(paths, out, charge_key=charge_key, spin_key=spin_key, energy_key=energy_key,
+                           forces_key=forces_key, charges_keys=charges_key, molecule_key=molecule_key,
+                           default_charge=default_charge, default_multiplicity=default_multiplicity,
+                           workers=workers, scheduler=scheduler, reporter=reporter())
     print_summary(out, version)

@@ -7,12 +7,15 @@ import numpy as np
 
 from tnq_data.chem import electron_count, multiplicity_consistent
 from tnq_data.curate import DropCounts, MoleculeRecord, file_input, to_batch
+from tnq_data.sources.labels import integer_label, spin_parity_error
 from tnq_core.errors import TnqError
 from tnq_core.progress import SILENT, Reporter
 from tnq_data.store import write_store
 
 #: Molecules per batch handed to the writer.
 BATCH_MOLECULES = 1024
+#: Where a frame's labels are read from, in messages.
+INFO = "its info line"
 
 
 @dataclass
@@ -59,11 +62,12 @@ def read_frames(path: Path, charge_key: str = "charge", spin_key: str = "multipl
         if atoms.pbc.any():
             raise TnqError(f"{where} is periodic (pbc={atoms.pbc.tolist()}); only molecules can be imported")
         z = atoms.numbers.astype(np.int64)
-        charge = _integer(_info(atoms, charge_key), default_charge, charge_key, "`default_charge`", where)
-        multiplicity = _integer(_info(atoms, spin_key), default_multiplicity, spin_key, "`default_multiplicity`", where)
+        charge = integer_label(_info(atoms, charge_key), default_charge, charge_key, "`default_charge`", where, INFO)
+        multiplicity = integer_label(_info(atoms, spin_key), default_multiplicity, spin_key, "`default_multiplicity`",
+                                     where, INFO)
         if not multiplicity_consistent(z, charge, multiplicity):
-            raise TnqError(f"{where}: {electron_count(z, charge)} electrons (charge {charge}) cannot have multiplicity"
-                           f" {multiplicity}; fix '{charge_key}'/'{spin_key}' in its info line")
+            raise spin_parity_error(where, electron_count(z, charge), charge, multiplicity,
+                                    f"fix '{charge_key}'/'{spin_key}' in its info line")
         energy = _info(atoms, energy_key)
         if energy is None:
             raise TnqError(f"{where} has no '{energy_key}' in its info line; add it or pass `energy_key`")
@@ -86,18 +90,6 @@ def _info(atoms, key: str):
     if atoms.calc is not None:
         return atoms.calc.results.get(key)
     return None
-
-
-def _integer(value, default: int | None, key: str, option: str, where: str) -> int:
-    """An integer info value, else the default; `TnqError` when neither is usable."""
-    if value is None:
-        if default is None:
-            raise TnqError(f"{where} has no '{key}' in its info line; add it or pass {option}")
-        return int(default)
-    number = float(value) if np.ndim(value) == 0 and not isinstance(value, str) else np.nan
-    if not np.isfinite(number) or number != round(number):
-        raise TnqError(f"{where}: '{key}'={value} is not an integer; fix its info line")
-    return int(number)
 
 
 def group_molecules(frames: list[Frame], by_key: bool) -> list[list[Frame]]:
