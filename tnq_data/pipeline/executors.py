@@ -1,4 +1,4 @@
-"""The stage kinds of the data package: sample, fetch, curate_spice, curate_qmspin and charges.
+"""The stage kinds of the data package: sample, fetch, curate_spice, curate_qmspin, import_asedb and charges.
 
 Each takes the stage and the `Context` and returns the stage's outputs (paths as strings, version ids).
 """
@@ -19,10 +19,13 @@ def _sample(stage, ctx: Context) -> dict:
 
 
 def _fetch(stage, ctx: Context) -> dict:
-    from tnq_data.sources.download import fetch_dataset
+    from tnq_data.pipeline.schema import url_file_name
+    from tnq_data.sources.download import download, fetch_dataset
 
-    path = fetch_dataset(stage.dataset, ctx.staging("raw"), version=stage.version, url=stage.url,
-                         md5=stage.md5, sha256=stage.sha256, size=stage.size, reporter=ctx.reporter)
+    checks = {"md5": stage.md5, "sha256": stage.sha256, "size": stage.size, "reporter": ctx.reporter}
+    if stage.dataset is None:
+        return {"file": str(download(stage.url, ctx.staging("raw") / url_file_name(stage.url), **checks))}
+    path = fetch_dataset(stage.dataset, ctx.staging("raw"), version=stage.version, url=stage.url, **checks)
     return {"file": str(path)}
 
 
@@ -43,6 +46,18 @@ def _curate_qmspin(stage, ctx: Context) -> dict:
     return {"store": str(store), "version": version}
 
 
+def _import_asedb(stage, ctx: Context) -> dict:
+    from tnq_data.sources.asedb import import_asedb
+
+    store = ctx.staging("stores")
+    version = import_asedb([Path(ctx.resolve(stage.input)["file"])], store, charge_key=stage.charge_key,
+                           spin_key=stage.spin_key, energy_key=stage.energy_key, forces_key=stage.forces_key,
+                           charges_keys=stage.charges_key, molecule_key=stage.molecule_key,
+                           default_charge=stage.default_charge, default_multiplicity=stage.default_multiplicity,
+                           workers=ctx.workers, reporter=ctx.reporter)
+    return {"store": str(store), "version": version}
+
+
 def _charges(stage, ctx: Context) -> dict:
     from tnq_data.charges import compute_charges
 
@@ -54,5 +69,5 @@ def _charges(stage, ctx: Context) -> dict:
 
 EXECUTORS: dict[str, Callable[[object, Context], dict]] = {
     "sample": _sample, "fetch": _fetch, "curate_spice": _curate_spice, "curate_qmspin": _curate_qmspin,
-    "charges": _charges,
+    "import_asedb": _import_asedb, "charges": _charges,
 }

@@ -1,7 +1,8 @@
 """Pipeline files: a pydantic schema, validated whole before anything runs."""
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, ClassVar, Literal, Union, get_args
+from urllib.parse import unquote, urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,11 +49,21 @@ class SampleStage(_Stage):
     tools: ClassVar[tuple[str, ...]] = ("rdkit", "tblite", "h5py", "numpy")
 
 
+def url_file_name(url: str) -> str:
+    """The file name a `url` is saved under: the last part of its path (``.../train_4M.tar.gz?x=1`` ->
+    ``train_4M.tar.gz``); `ValueError` when the path has none."""
+    name = PurePosixPath(unquote(urlparse(url).path)).name
+    if not name or name in (".", ".."):
+        raise ValueError(f"the address {url!r} names no file; give the address of the file itself")
+    return name
+
+
 class FetchStage(_Stage):
-    """Download a known data set (or a mirror), resumable and checksummed."""
+    """Download a known data set (or a mirror), resumable and checksummed; without `dataset`, the file at
+    `url` (e.g. an OMol25 archive whose address the user gives), under the last part of its path."""
 
     kind: Literal["fetch"]
-    dataset: Literal["spice", "qmspin"]
+    dataset: Literal["spice", "qmspin"] | None = None
     version: str | None = None
     url: str | None = None
     md5: str | None = None
@@ -63,6 +74,14 @@ class FetchStage(_Stage):
     code: ClassVar[tuple[str, ...]] = ()
     #: An interrupted download continues from its `.part`.
     resumable: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _dataset_or_url(self) -> "FetchStage":
+        if self.dataset is None and (self.url is None or self.version is not None):
+            raise ValueError("give `dataset` (spice, qmspin), or `url` alone for any other file")
+        if self.dataset is None:
+            url_file_name(self.url)
+        return self
 
 
 class _Consumer(_Stage):
@@ -91,6 +110,23 @@ class CurateQmspinStage(_Consumer):
     produces: ClassVar[str] = "store"
     consumes: ClassVar[str] = "file"
     tools: ClassVar[tuple[str, ...]] = ("numpy", "zarr")
+
+
+class ImportAsedbStage(_Consumer):
+    """Import ASE databases (a file, a folder or an archive of .db/.aselmdb/.lmdb files) into a store."""
+
+    kind: Literal["import_asedb"]
+    charge_key: str = "charge"
+    spin_key: str = Field("spin", description="read as the multiplicity 2S+1, as fairchem does")
+    energy_key: str = "energy"
+    forces_key: str = "forces"
+    charges_key: list[str] = Field(default_factory=list, description="KEY=SCHEME: per-atom charges -> charges/SCHEME")
+    molecule_key: str | None = None
+    default_charge: int | None = None
+    default_multiplicity: int | None = Field(None, ge=1)
+    produces: ClassVar[str] = "store"
+    consumes: ClassVar[str] = "file"
+    tools: ClassVar[tuple[str, ...]] = ("ase", "ase-db-backends", "lmdb", "numpy", "zarr")
 
 
 class ChargesStage(_Consumer):
@@ -129,7 +165,8 @@ class TrainStage(_Consumer):
         return stage_plugin("train").validate_config(config)
 
 
-STAGE_TYPES = (SampleStage, FetchStage, CurateSpiceStage, CurateQmspinStage, ChargesStage, TrainStage)
+STAGE_TYPES = (SampleStage, FetchStage, CurateSpiceStage, CurateQmspinStage, ImportAsedbStage, ChargesStage,
+               TrainStage)
 #: The stage kinds, in one place: the `kind` literal of each stage type.
 STAGE_KINDS = tuple(get_args(cls.model_fields["kind"].annotation)[0] for cls in STAGE_TYPES)
 Stage = Annotated[Union[STAGE_TYPES], Field(discriminator="kind")]
