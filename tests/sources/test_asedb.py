@@ -133,6 +133,13 @@ def test_bad_labels_name_the_row_and_the_parameter(tmp_path, data, message):
         import_asedb([path], tmp_path / "s")
 
 
+def test_whole_floats_are_integers(tmp_path):
+    path = write_rows(tmp_path / "f.aselmdb", [(WATER, -1.0, forces_of(WATER), {"charge": 1.0, "spin": 2.0})])
+    import_asedb([path], tmp_path / "s")
+    store = open_store(tmp_path / "s")
+    assert (int(store.column("total_charge")[0]), int(store.column("multiplicity")[0])) == (1, 2)
+
+
 def test_defaults_are_used_only_when_asked_for(tmp_path):
     path = write_rows(tmp_path / "bare.aselmdb", [(WATER, -1.0, forces_of(WATER), {"charge": 0, "spin": 1}),
                                                   (HYDROXYL, -1.5, forces_of(HYDROXYL), {})])
