@@ -55,7 +55,7 @@ _CHILD = """
 import json, resource, sys, time
 from tnq_data.sources.asedb import import_asedb
 start = time.perf_counter()
-import_asedb([sys.argv[1]], sys.argv[2], charges_keys=["lowdin_charges=lowdin"], workers=int(sys.argv[3]))
+import_asedb([sys.argv[1]], sys.argv[2], charges_key=["lowdin_charges=lowdin"], workers=int(sys.argv[3]))
 seconds = time.perf_counter() - start
 peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 print(json.dumps({"seconds": seconds, "peak_rss_kib": peak}))

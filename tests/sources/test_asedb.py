@@ -161,7 +161,7 @@ def test_charges_keys_become_charges_columns(tmp_path, suffix):
     path = write_rows(tmp_path / f"q{suffix}", [
         (WATER, -1.0, forces_of(WATER), {"charge": 0, "spin": 1, "lowdin_charges": lowdin, "mulliken_charges": mulliken}),
     ])
-    import_asedb([path], tmp_path / "s", charges_keys=["lowdin_charges=lowdin", "mulliken_charges=mulliken"])
+    import_asedb([path], tmp_path / "s", charges_key=["lowdin_charges=lowdin", "mulliken_charges=mulliken"])
     store = open_store(tmp_path / "s")
     np.testing.assert_allclose(store.conformer(0)["charges/lowdin"], lowdin, atol=1e-7)
     np.testing.assert_allclose(store.conformer(0)["charges/mulliken"], mulliken, atol=1e-7)
@@ -178,7 +178,7 @@ def test_charges_keys_become_charges_columns(tmp_path, suffix):
 def test_bad_charges_keys(tmp_path, charges_keys, data, message):
     path = write_rows(tmp_path / "q.aselmdb", [(WATER, -1.0, forces_of(WATER), {"charge": 0, "spin": 1, **data})])
     with pytest.raises(TnqError, match=message):
-        import_asedb([path], tmp_path / "s", charges_keys=charges_keys)
+        import_asedb([path], tmp_path / "s", charges_key=charges_keys)
 
 
 def test_molecule_key_groups_rows_across_files_and_blocks(tmp_path, monkeypatch):

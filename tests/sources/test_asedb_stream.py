@@ -60,7 +60,7 @@ def test_rows_stream_into_the_writer_block_by_block(tmp_path, monkeypatch):
 def test_one_and_two_workers_give_the_same_version(tmp_path, monkeypatch, molecule_key):
     monkeypatch.setattr(asedb_module, "BLOCK_ROWS", 5)
     path = many_rows(tmp_path / "many.aselmdb", 23)
-    options = {"molecule_key": molecule_key, "charges_keys": ["lowdin_charges=lowdin"]}
+    options = {"molecule_key": molecule_key, "charges_key": ["lowdin_charges=lowdin"]}
     one = import_asedb([path], tmp_path / "one", workers=1, **options)
     two = import_asedb([path], tmp_path / "two", workers=2, **options)
     assert one == two

@@ -104,7 +104,7 @@ def asedb(
     from tnq_data.sources.asedb import import_asedb
 
     version = import_asedb(paths, out, charge_key=charge_key, spin_key=spin_key, energy_key=energy_key,
-                           forces_key=forces_key, charges_keys=charges_key, molecule_key=molecule_key,
+                           forces_key=forces_key, charges_key=charges_key, molecule_key=molecule_key,
                            default_charge=default_charge, default_multiplicity=default_multiplicity,
                            workers=workers, scheduler=scheduler, reporter=reporter())
     print_summary(out, version)

@@ -52,7 +52,7 @@ def _import_asedb(stage, ctx: Context) -> dict:
     store = ctx.staging("stores")
     version = import_asedb([Path(ctx.resolve(stage.input)["file"])], store, charge_key=stage.charge_key,
                            spin_key=stage.spin_key, energy_key=stage.energy_key, forces_key=stage.forces_key,
-                           charges_keys=stage.charges_key, molecule_key=stage.molecule_key,
+                           charges_key=stage.charges_key, molecule_key=stage.molecule_key,
                            default_charge=stage.default_charge, default_multiplicity=stage.default_multiplicity,
                            workers=ctx.workers, reporter=ctx.reporter)
     return {"store": str(store), "version": version}

@@ -99,6 +99,7 @@ def _expand(paths: list[Path], stack: ExitStack, scratch: Path) -> tuple[list[Pa
             raise TnqError(f"{path}: no such file or folder; check the path")
         inputs.append(source_input(path))
         if _is_archive(path):
+            scratch.mkdir(parents=True, exist_ok=True)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".tnq-asedb-", dir=scratch)))
             safe_extract(path, folder / "extracted")
             path = folder / "extracted"
@@ -112,7 +113,7 @@ def _has_forces(path: Path, first_id: np.ndarray, forces_key: str) -> bool:
 
 
 def import_asedb(paths: list[Path], out: Path, charge_key: str = "charge", spin_key: str = "spin",
-                 energy_key: str = "energy", forces_key: str = "forces", charges_keys: list[str] | None = None,
+                 energy_key: str = "energy", forces_key: str = "forces", charges_key: list[str] | None = None,
                  molecule_key: str | None = None, default_charge: int | None = None,
                  default_multiplicity: int | None = None, workers: int = 1, scheduler: str | None = None,
                  reporter: Reporter = SILENT) -> str:
@@ -121,10 +122,10 @@ def import_asedb(paths: list[Path], out: Path, charge_key: str = "charge", spin_
     Each of `paths` is a database file, a folder (its database files, sorted) or an archive of them. Each
     row is one conformer: total charge from `charge_key`, multiplicity 2S+1 from `spin_key` (never defaulted
     unless `default_charge`/`default_multiplicity` is given; parity checked), energy (eV) and forces (eV/Å)
-    from the calculator results or `data`, per-atom charges (e) from `charges_keys` (``KEY=SCHEME``). Rows
+    from the calculator results or `data`, per-atom charges (e) from `charges_key` (``KEY=SCHEME`` strings). Rows
     sharing `molecule_key` form one molecule, else each row is its own.
     """
-    charges = parse_charges_keys(charges_keys or [])
+    charges = parse_charges_keys(charges_key or [])
     with ExitStack() as stack:
         files, inputs = _expand([Path(p) for p in paths], stack, Path(out).absolute().parent)
         ids = [row_ids(path) for path in files]
@@ -150,7 +151,7 @@ def import_asedb(paths: list[Path], out: Path, charge_key: str = "charge", spin_
             tables["curation"] = counts.rows()
 
         parameters = {"charge_key": charge_key, "spin_key": spin_key, "energy_key": energy_key,
-                      "forces_key": forces_key, "charges_keys": [f"{k}={s}" for k, s in charges],
+                      "forces_key": forces_key, "charges_key": [f"{k}={s}" for k, s in charges],
                       "molecule_key": molecule_key, "default_charge": default_charge,
                       "default_multiplicity": default_multiplicity}
         provenance = {"command": "import asedb", "parameters": parameters, "inputs": inputs}

@@ -99,10 +99,10 @@ def row_ids(path: Path) -> np.ndarray:
         return ids[~np.isin(ids, np.asarray(deleted, dtype=np.int64))]
     try:
         with _sqlite(path) as connection:
-            found = connection.execute("SELECT id FROM systems ORDER BY id").fetchall()
+            found = connection.execute("SELECT id FROM systems ORDER BY id")
+            return np.fromiter((row_id for (row_id,) in found), dtype=np.int64)
     except sqlite3.DatabaseError as err:
         raise TnqError(f"{path}: not an ase SQLite database ({err}); check the file") from err
-    return np.array([i for (i,) in found], dtype=np.int64)
 
 
 def read_rows(path: Path, ids: np.ndarray) -> Iterator[Row]:
