@@ -154,6 +154,14 @@ def test_missing_labels_from_the_command_line_are_one_line_with_flags(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1
     assert "bare.aselmdb: row 1 has no 'spin'" in err and "--default-multiplicity" in err and "--spin-key" in err
+    assert not (tmp_path / "s" / "HEAD").exists()
+    code = run_app(data_cli.app, ["-q", "import", "asedb", str(path), "-o", str(tmp_path / "s"), "--default-multiplicity",
+                                  "1", "--charges-key", "nothing=x"], prog_name="tnq-data")
+    assert code == 1 and "drop 'nothing=x' from --charges-key" in capsys.readouterr().err
+    code = run_app(data_cli.app, ["-q", "import", "asedb", str(path), "-o", str(tmp_path / "s"), "--default-multiplicity",
+                                  "1"], prog_name="tnq-data")
+    assert code == 0 and "kept" in capsys.readouterr().out
+    assert open_store(tmp_path / "s").column("multiplicity").tolist() == [1]
 
 
 def test_charges_keys_become_charges_columns(tmp_path, suffix):
