@@ -140,12 +140,12 @@ def import_asedb(paths: list[Path], out: Path, charge_key: str = "charge", spin_
         tables: dict[str, list] = {}
 
         def batches() -> Iterator[MoleculeBatch]:
-            counts = DropCounts()
+            counts = DropCounts()  # every row is kept or the import stops: only the `kept` row
             with reporter.bar("import asedb", sum(map(len, ids))) as bar:
                 tasks = ((names, block_files, block_ids, keys) for block_files, block_ids in blocks)
                 for batch in ordered_map(read_block, tasks, workers, scheduler):
-                    for n in batch.molecule["n_conformers"].tolist():
-                        counts.keep(n)
+                    counts.kept_molecules += batch.n_molecules
+                    counts.kept_conformers += len(batch.conformer["energy"])
                     bar.update(0, advance=len(batch.conformer["energy"]), status=f"{counts.kept_molecules} molecules")
                     yield batch
             tables["curation"] = counts.rows()
