@@ -149,7 +149,7 @@ def test_torchscript_export_carries_the_terms(make_model, batched, tmp_path) -> 
 @pytest.mark.parametrize(
     ("physics", "message"),
     [
-        (["charges", "nonlocal"], "'nonlocal' is not built yet"),
+        (["charges", "Nonlocal"], "unknown physics term 'Nonlocal'"),
         (["ewald"], "unknown physics term 'ewald'"),
         (["zbl", "zbl"], "names a term twice"),
         ("zbl", "is a string"),

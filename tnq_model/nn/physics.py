@@ -18,7 +18,6 @@ ENERGY_TERMS = ("coulomb", "zbl", "d4")
 CHARGE_READERS = ("coulomb", "d4")
 #: Terms of issue 12 that are planned but not built yet.
 PLANNED_TERMS = (
-    "nonlocal",
 )
 
 

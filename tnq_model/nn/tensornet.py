@@ -9,6 +9,7 @@ from .embedding import TensorEmbedding
 from .interaction import Interaction
 from .errors import ModelInputError
 from .neighbors import DENSE_MIN_FILL, EDGE_CHUNK, block_edges, molecule_blocks
+from .nonlocal_attention import NonlocalAttention
 from .physics import PhysicalTerms, validate_physics
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
@@ -42,7 +43,9 @@ class TensorNet(nn.Module):
         physics: physical terms added to the network (nn/physics.py), any subset of ``"charges"``
             (per-atom charges from the final invariant atom features, summing exactly to the total
             charge, which must then be given), ``"coulomb"`` (damped Coulomb energy of those charges; needs
-            ``"charges"``) and ``"zbl"`` (ZBL nuclear repulsion). ``()`` is the network alone.
+            ``"charges"``), ``"zbl"`` (ZBL nuclear repulsion) and ``"nonlocal"`` (linear-scaling attention
+            over each molecule's atoms added to the final invariant atom features, which the energy and
+            charge heads read; nn/nonlocal_attention.py). ``()`` is the network alone.
         dtype: parameter dtype (float32 or float64).
 
     Attributes ``dense_min_fill`` and ``edge_chunk`` tune speed only, never results: molecule-size groups
@@ -97,6 +100,8 @@ class TensorNet(nn.Module):
         ])
         self.readout = ScalarReadout(hidden_channels)
         self.terms = PhysicalTerms(terms, hidden_channels, cutoff)
+        # Built last: the modules above get the same initial weights whether it is on or off.
+        self.nonlocal_attention = NonlocalAttention(hidden_channels) if "nonlocal" in terms else None
         self.to(dtype)
 
     @torch.jit.unused
@@ -177,6 +182,9 @@ class TensorNet(nn.Module):
         for layer in self.layers:
             tensors = layer(tensors, blocks, cut, rbf, attributes)
         features = self.readout.features(tensors)
+        nonlocal_attention = self.nonlocal_attention
+        if nonlocal_attention is not None:
+            features = features + nonlocal_attention(features, batch)
         atom_energies = self.readout.energies(features)
         network = torch.zeros(num_molecules, dtype=pos.dtype, device=pos.device).index_add(0, batch, atom_energies)
         parts = self.terms(features, z, pos, batch, total_charge)
