@@ -142,7 +142,8 @@ def learned_cation_charge(run: Path, store: Store, cols: dict[str, np.ndarray], 
 
 def run_model(name: str, base: dict[str, Any], store_path: Path, runs: Path, cols: dict[str, np.ndarray],
               test: np.ndarray) -> dict[str, Any]:
-    """Train one model and compute its figures on the test pairs; a model that cannot run says why."""
+    """Train one model (continuing the run already in `runs`, if any) and compute its figures on the test pairs;
+    a model that cannot run says why."""
     label, physics = MODELS[name]
     row: dict[str, Any] = {"name": name, "label": label, "physics": physics, "run": str(runs / name)}
     why = unavailable(physics)
@@ -151,7 +152,8 @@ def run_model(name: str, base: dict[str, Any], store_path: Path, runs: Path, col
     start = time.perf_counter()
     try:
         config = bench_states.make_config({**base, "model.physics": physics}, store_path, runs / name)
-        train(config)
+        row["resumed"] = (runs / name / "last.pt").is_file()
+        train(config, resume=row["resumed"])
         if not np.array_equal(load_splits(runs / name / "splits.npz")["test"], test):
             raise RuntimeError("the run drew another test split than the bench chose")
         pred = bench_states.predictions(runs / name, store_path, test)
@@ -215,7 +217,8 @@ def goal_line(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="/tmp/tnq-bench-longrange", help="cache folder of the GFN2-xTB stores")
-    parser.add_argument("--runs", help="folder for the run directories (default: a new temporary folder)")
+    parser.add_argument("--runs", help="folder for the run directories (default: a new temporary folder); a model "
+                        "whose run is already there is continued to --epochs, or just evaluated")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {list(MODELS)}")
     parser.add_argument("--pairs", type=int, default=24, help="pairs of each kind")
     parser.add_argument("--copies", type=int, default=3, help="distorted copies of each monomer")
@@ -274,7 +277,9 @@ def main() -> None:
     for name in names:
         rows.append(run_model(name, base, store_path, runs, cols, splits["test"]))
         row = rows[-1]
-        text = f"shape {row['shape_eV']:.3f} eV" if "shape_eV" in row else \
+        text = (f"MAE>10Å {row['mae_far_eV']:.3f} eV, MAE<=10Å {row['mae_near_eV']:.3f} eV, shape "
+                f"{row['shape_eV']:.3f} eV" + (" (run continued from --runs)" if row["resumed"] else "")) \
+            if "shape_eV" in row else \
             (row.get("skipped") or row.get("refused") or row.get("failed"))
         print(f"  {row['label']}: {text}" + (f" ({row['seconds']:.0f} s)" if "seconds" in row else ""))
         if row.get("learned_cation_charge_far_e"):
