@@ -1,6 +1,6 @@
 """`tnq-data import asedb` against a plain loop over `ase.db` rows, and its peak memory.
 
-    python bench/bench_import_asedb.py [--rows 200000] [--atoms 20] [--workers 1 2] [--dir DIR]
+    python bench/bench_import_asedb.py [--rows 200000] [--atoms 20] [--workers 1 2] [--db PATH]
 
 Writes an OMol25-like `.aselmdb` with ase-db-backends itself (energy and forces from a
 SinglePointCalculator; `charge`, `spin` and per-atom `lowdin_charges` in `data`), then prints:
@@ -40,6 +40,13 @@ def make_database(path: Path, rows: int, atoms: int, seed: int = 0) -> None:
             db.write(molecule, data={"charge": charge, "spin": spin, "lowdin_charges": rng.normal(size=atoms)})
 
 
+def row_count(path: Path) -> int:
+    """The number of rows of an .aselmdb, as ase-db-backends counts them."""
+    from ase_db_backends.aselmdb import LMDBDatabase
+
+    return LMDBDatabase(path, readonly=True).count()
+
+
 def plain_loop(path: Path) -> float:
     """Seconds of a plain loop over the rows of `path` with ase (ase-db-backends for LMDB)."""
     from ase_db_backends.aselmdb import LMDBDatabase
@@ -64,8 +71,10 @@ print(json.dumps({"seconds": seconds, "peak_rss_kib": peak}))
 
 def measure_import(path: Path, out: Path, workers: int) -> dict:
     """Seconds and peak RSS (KiB; the largest single process, dask workers included) of one import."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out), str(workers)], check=True,
+    done = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(out), str(workers)],
                           capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"the import failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -74,19 +83,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--atoms", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--dir", type=Path, default=None, help="Where to write the database (default: a temp dir).")
+    parser.add_argument("--db", type=Path, default=None,
+                        help="The .aselmdb to use: written there if absent and kept (default: a temporary one).")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        path = Path(tmp) / "bench.aselmdb"
-        start = time.perf_counter()
-        make_database(path, args.rows, args.atoms)
-        print(f"wrote {args.rows} rows of {args.atoms} atoms in {time.perf_counter() - start:.0f} s "
-              f"({path.stat().st_size / 2**20:.0f} MiB)")
-        plain = args.rows / plain_loop(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.db or Path(tmp) / "bench.aselmdb"
+        if not path.exists():
+            start = time.perf_counter()
+            make_database(path, args.rows, args.atoms)
+            print(f"wrote {args.rows} rows of {args.atoms} atoms in {time.perf_counter() - start:.0f} s")
+        rows = row_count(path)
+        print(f"{path}: {rows} rows, {path.stat().st_size / 2**20:.0f} MiB")
+        plain = rows / plain_loop(path)
         print(f"plain ase.db loop: {plain:,.0f} rows/s")
         for workers in args.workers:
             result = measure_import(path, Path(tmp) / f"store-{workers}", workers)
-            rate = args.rows / result["seconds"]
+            rate = rows / result["seconds"]
             print(f"import asedb, {workers} worker(s): {rate:,.0f} rows/s = {rate / plain:.2f}x the plain loop; "
                   f"peak RSS {result['peak_rss_kib'] / 2**20:.2f} GiB")
     print(f"(this script's own peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
