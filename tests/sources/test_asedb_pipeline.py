@@ -53,7 +53,7 @@ def test_fetch_by_url_then_import_asedb(tmp_path, http_server):
     store = open_store(state["omol"]["outputs"]["store"])
     assert store.column("multiplicity").tolist() == [1, 2] and store.column("total_charge").tolist() == [0, 1]
     assert store.column("charges/lowdin").tolist()[:3] == pytest.approx([-0.6, 0.3, 0.3])
-    direct = import_asedb([fetched], tmp_path / "direct", charges_keys=["lowdin_charges=lowdin"])
+    direct = import_asedb([fetched], tmp_path / "direct", charges_key=["lowdin_charges=lowdin"])
     assert state["omol"]["outputs"]["version"] == direct
 
 
