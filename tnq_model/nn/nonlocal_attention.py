@@ -7,15 +7,17 @@ w ~ N(0, I), and estimate it with m fixed directions w_a: with phi(x)_a = exp(w_
 
     y_i = phi(q_i) . S_b / phi(q_i) . z_b,   S_b = sum_{j in b} phi(k_j) v_j^T (m, C),   z_b = sum_{j in b} phi(k_j) (m,),
 
-so each molecule b needs one (m, C) sum: O(n m C) time and memory, linear in the atom count.
+so each molecule b needs one (m, C) sum: O(n m C) time and O(n (m + C) + m C) memory for n atoms, linear in
+the atom count, where exact attention takes O(n^2 C) time and O(n^2) memory.
 """
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
 
 from .errors import ModelInputError
+from .neighbors import molecule_blocks
 
 
 def orthogonal_gaussian_directions(
@@ -41,32 +43,34 @@ def log_positive_features(x: Tensor, directions: Tensor) -> Tensor:
     return x @ directions.t() - 0.5 * (x * x).sum(-1, keepdim=True)
 
 
-def random_feature_attention(
-    queries: Tensor, keys: Tensor, values: Tensor, batch: Tensor, directions: Tensor, num_molecules: int
-) -> Tensor:
+def random_feature_attention(queries: Tensor, keys: Tensor, values: Tensor, batch: Tensor, directions: Tensor) -> Tensor:
     """Random-feature estimate (N, C) of softmax attention exp(q_i . k_j) within each molecule (module docstring).
 
-    queries and keys (N, d) already carry any temperature; values (N, C); batch (N,) molecule of each atom;
-    directions (m, d). Both shifts below cancel exactly between numerator and denominator, so they carry
-    no gradient: each query's features are divided by their largest, each molecule's key features by the
-    largest of that molecule (Performer's guard against overflow of exp).
+    queries and keys (N, d) already carry any temperature; values (N, C); batch (N,) molecule of each atom
+    (any order); directions (m, d). The molecules of each size n form a group of g (block order,
+    neighbors.py) whose sums S_b are g batched (m, n) x (n, C) matrix products: the loop is over distinct
+    sizes, never over molecules or atoms. Both shifts below cancel exactly between numerator and
+    denominator, so they carry no gradient: each query's features are divided by their largest, each
+    molecule's key features by the largest of that molecule (Performer's guard against under- and
+    overflow of exp).
     """
-    log_q = log_positive_features(queries, directions)
-    log_k = log_positive_features(keys, directions)
+    order, sizes, groups = molecule_blocks(batch)
+    log_q = log_positive_features(queries.index_select(0, order), directions)
+    log_k = log_positive_features(keys.index_select(0, order), directions)
     phi_q = torch.exp(log_q - log_q.detach().amax(dim=1, keepdim=True))
-    key_max = torch.full((num_molecules,), float("-inf"), dtype=keys.dtype, device=keys.device).scatter_reduce(
-        0, batch, log_k.detach().amax(dim=1), "amax"
-    )
-    phi_k = torch.exp(log_k - key_max.index_select(0, batch).unsqueeze(1))
+    atoms = [n * g for n, g in zip(sizes, groups)]
     num_features, channels = directions.shape[0], values.shape[1]
-    sums = values.new_zeros(num_molecules, num_features, channels).index_add(
-        0, batch, phi_k.unsqueeze(2) * values.unsqueeze(1)
-    )
-    norms = values.new_zeros(num_molecules, num_features).index_add(0, batch, phi_k)
-    numerator = torch.bmm(phi_q.unsqueeze(1), sums.index_select(0, batch)).squeeze(1)
-    denominator = (phi_q * norms.index_select(0, batch)).sum(-1, keepdim=True)
-    # The floor is reached only if every feature of a query underflows (0 / 0 would give NaN).
-    return numerator / denominator.clamp_min(1e-30)
+    parts: List[Tensor] = []
+    for q, k, v, n, g in zip(phi_q.split(atoms), log_k.split(atoms), values.index_select(0, order).split(atoms),
+                             sizes, groups):
+        k = k.view(g, n, num_features)
+        phi_k = torch.exp(k - k.detach().amax(dim=[1, 2], keepdim=True))
+        q = q.view(g, n, num_features)
+        sums = torch.bmm(phi_k.transpose(1, 2), v.view(g, n, channels))  # (g, m, C)
+        denominator = (q * phi_k.sum(dim=1, keepdim=True)).sum(-1, keepdim=True)
+        # The floor is reached only if every feature of a query underflows (0 / 0 would give NaN).
+        parts.append((torch.bmm(q, sums) / denominator.clamp_min(1e-30)).view(g * n, channels))
+    return torch.zeros_like(values).index_copy(0, order, torch.cat(parts))
 
 
 class NonlocalAttention(nn.Module):
@@ -82,8 +86,8 @@ class NonlocalAttention(nn.Module):
 
     Args:
         channels: width C of the atom features.
-        num_features: number m of random features (SpookyNet's choice m = C by default); time and memory
-            are O(N m C) for N atoms.
+        num_features: number m of random features (SpookyNet's choice m = C by default); time is O(N m C)
+            for N atoms.
         generator: source of the random directions.
     """
 
@@ -104,6 +108,5 @@ class NonlocalAttention(nn.Module):
         """features (N, C), batch (N,) molecule of each atom (any order) -> attention update (N, C)."""
         queries = self.query(features) * self.temperature
         keys = self.key(features) * self.temperature
-        num_molecules = int(batch.max()) + 1
         directions = self.directions.to(features.dtype)
-        return random_feature_attention(queries, keys, self.value(features), batch, directions, num_molecules)
+        return random_feature_attention(queries, keys, self.value(features), batch, directions)
