@@ -18,6 +18,7 @@ from .potential import Potential
 from .references import fit_references
 from .splits import (conformer_mask, cover_training, molecule_elements, molecule_state_pairs, molecule_states,
                      split_molecules, spread_states)
+from .term_estimates import estimated_term_energies
 
 
 @dataclass
@@ -89,8 +90,12 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     atom_rows = np.repeat(train, np.diff(offsets))
     n_atoms = np.diff(offsets)[rows]
     sub_offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-    energy = store.column(config.target)[rows].astype(np.float64)
     charge, multiplicity = store.column("total_charge")[rows], store.column("multiplicity")[rows]
+    model_args = config.model.model_dump(exclude={"dtype"})
+    model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
+    # References are fitted to the energy without the physical terms' (estimated) share.
+    energy = store.column(config.target)[rows].astype(np.float64) - _term_energies(
+        model, store, atom_rows, z[atom_rows], sub_offsets, charge)
     refs = fit_references(z[atom_rows], sub_offsets, energy, config.model.max_z, config.references, charge,
                           multiplicity)
     residual = energy - refs.energy(z[atom_rows], sub_offsets, charge, multiplicity)
@@ -98,8 +103,6 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     force_scale = float(np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))) \
         if setup.forces else 1.0
     spread = force_scale if setup.forces else float(np.std(residual))
-    model_args = config.model.model_dump(exclude={"dtype"})
-    model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
                           multiplicity_offsets=refs.multiplicity_offsets)
@@ -107,6 +110,15 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     dipole_scale = _rms(store.column("dipole")[rows]) if config.supervises_dipole else 1.0
     return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0,
                                  charge_scale, dipole_scale)
+
+
+def _term_energies(model: TensorNet, store: Store, atom_rows: np.ndarray, z: np.ndarray, offsets: np.ndarray,
+                   charge: np.ndarray) -> np.ndarray:
+    """(C,) eV: the physical terms' energies of the training conformers, estimated before training (zeros
+    without terms; term_estimates.py)."""
+    if not model.terms.energy_terms:
+        return np.zeros(len(charge))
+    return estimated_term_energies(model.terms, z, store.column("pos")[atom_rows], offsets, charge)
 
 
 def _rms(values: np.ndarray) -> float:

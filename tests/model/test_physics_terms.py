@@ -125,6 +125,21 @@ def test_zbl_is_invariant_and_takes_an_edge_list(batched) -> None:
     torch.testing.assert_close(torch.cat(alone), energy, rtol=1e-12, atol=1e-12)
 
 
+def test_trainable_zbl_starts_at_the_universal_form_and_learns_positive_constants() -> None:
+    pos, z, batch = dimer(0.8), torch.tensor([6, 8]), torch.tensor([0, 0])
+    fixed, trainable = ZBLRepulsion(5.0, 2.5), ZBLRepulsion(5.0, 2.5, trainable=True)
+    assert not list(fixed.parameters()) and len(list(trainable.parameters())) == 4
+    assert trainable(z, pos, batch).item() == pytest.approx(zbl_reference(6, 8, 0.8), rel=1e-6)  # k_e to 7 digits
+    trainable(z, pos, batch).sum().backward()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in trainable.parameters())
+    with torch.no_grad():  # wherever training takes the raw values, the constants stay positive, weights sum kept
+        for p in trainable.parameters():
+            p.copy_(torch.randn_like(p) * 5)
+    coefficients, exponents, factor, power = trainable.constants()
+    assert bool((coefficients > 0).all() and (exponents > 0).all() and factor > 0 and power > 0)
+    assert coefficients.sum().item() == pytest.approx(0.1818 + 0.5099 + 0.2802 + 0.02817, rel=1e-12)
+
+
 def test_zbl_float32_follows_float64(batched) -> None:
     z, pos, batch = batched
     zbl = ZBLRepulsion(cutoff=3.0, switch_on=1.0)

@@ -17,8 +17,6 @@ from tnq_model.train import train
 
 from .test_charge_supervision import SMALL, charged_store
 
-CUTOFF = SMALL["model"]["cutoff"]
-
 
 def test_eval_reports_each_term_as_the_mean_of_its_module(tmp_path):
     store = charged_store(tmp_path / "store")
@@ -27,7 +25,8 @@ def test_eval_reports_each_term_as_the_mean_of_its_module(tmp_path):
     run_dir = train(config)
     report = evaluate_run(run_dir, store, "train")
     potential = load_potential(run_dir / "best.pt")
-    coulomb, zbl = DampedCoulomb(CUTOFF / 4, 3 * CUTOFF / 4), ZBLRepulsion(CUTOFF, CUTOFF / 2)
+    coulomb, zbl = potential.model.terms.coulomb, potential.model.terms.zbl  # ZBL's constants are trained
+    assert isinstance(coulomb, DampedCoulomb) and isinstance(zbl, ZBLRepulsion)
     energies: dict[str, list[np.ndarray]] = {"coulomb": [], "zbl": [], "charge": []}
     batches = split_batches(open_store(store), config, "train", True, load_splits(run_dir / "splits.npz"))
     for raw in batches:

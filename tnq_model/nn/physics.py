@@ -60,7 +60,7 @@ class PhysicalTerms(nn.Module):
         self.energy_terms = [name for name in ENERGY_TERMS if name in names]
         self.charge_head = ChargeHead(channels) if "charges" in names else None
         self.coulomb = DampedCoulomb(cutoff / 4, 3 * cutoff / 4) if "coulomb" in names else None
-        self.zbl = ZBLRepulsion(cutoff, cutoff / 2) if "zbl" in names else None
+        self.zbl = ZBLRepulsion(cutoff, cutoff / 2, trainable=True) if "zbl" in names else None
         self.d4 = D4Dispersion() if "d4" in names else None
 
     def forward(
