@@ -26,3 +26,8 @@ def test_demo_validation_energy_falls_and_best_checkpoint_is_near_the_lowest(tmp
     # the sample holds >= 3 neutral, >= 3 anionic and >= 3 cationic molecules: the test report shows each state
     report = json.loads((run / "eval_test.json").read_text())
     assert {"0,1", "-1,1", "1,1"} <= set(report["by_state"]), report["by_state"].keys()
+    # the physics run learns charges supervised by AM1-BCC, and reports them and its Coulomb energy
+    physics = json.loads((tmp_path / "runs" / "train-spice-physics" / "eval_test.json").read_text())
+    for group in (physics["overall"], *physics["by_state"].values()):
+        assert group["charge_mae_e"] < 0.6 and group["dipole_mae_eA"] < 0.5, group
+        assert set(group["terms_mean_eV"]) == {"coulomb"}, group
