@@ -12,8 +12,8 @@ per atom that stays flat as n grows; the exact one grows in proportion to n.
 
 import argparse
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -84,7 +84,7 @@ def main() -> None:
         line = (f"{size:6d} | {1e3 * times['random features']:9.2f} {1e6 * times['random features'] / size:8.2f} | "
                 f"{1e3 * times['exact']:9.2f} {1e6 * times['exact'] / size:8.2f} |")
         if not args.no_tensornet:
-            steps = {name: helpers.make_steps(lambda p, m=model: m(z, p, batch), pos, list(model.parameters()))[0]
+            steps = {name: helpers.make_steps(lambda p, m=model, z=z, b=batch: m(z, p, b), pos, list(model.parameters()))[0]
                      for name, model in (("plain", plain), ("nonlocal", with_nonlocal))}
             model_times = helpers.median_seconds(steps, args.warmup, args.repeats, device)
             extra = model_times["nonlocal"] / model_times["plain"] - 1

@@ -31,10 +31,11 @@ def exact_attention(queries, keys, values, batch):
 
 
 def random_inputs(seed, atoms=12, dim=8, channels=5, scale=0.35):
+    """queries, keys (atoms, dim) of size ``scale``, values (atoms, channels) and batch (atoms,) of 3 molecules."""
     generator = torch.Generator().manual_seed(seed)
-    draw = lambda *shape: torch.randn(*shape, generator=generator, dtype=torch.float64)  # noqa: E731
-    batch = torch.randint(0, 3, (atoms,), generator=generator)
-    return scale * draw(atoms, dim), scale * draw(atoms, dim), draw(atoms, channels), batch
+    queries, keys = scale * torch.randn(2, atoms, dim, generator=generator, dtype=torch.float64)
+    values = torch.randn(atoms, channels, generator=generator, dtype=torch.float64)
+    return queries, keys, values, torch.randint(0, 3, (atoms,), generator=generator)
 
 
 def rotation(seed):
