@@ -2,11 +2,12 @@
 
 Prints, from one run, the median time per step of tnq's TensorNet, of torchmd-net's TensorNet when it is
 importable (it is not a dependency; run this script with an interpreter that has it), their ratio, and the
-overhead of the charge+spin state over plain TensorNet. Same hyperparameters for both: 128 channels,
+overhead of the charge+spin state over plain TensorNet (and of physical terms with --physics). Same hyperparameters for both: 128 channels,
 2 layers, 32 radial functions, 5 Å cutoff.
 
     python bench/bench_model.py --threads 1
     python bench/bench_model.py --device cuda        # on a GPU machine
+    python bench/bench_model.py --physics charges,coulomb,zbl,nonlocal   # the physical terms' overhead
 """
 
 import argparse
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--physics", default="",
+                        help="also time the charge+spin model with these physical terms (e.g. charges,coulomb,zbl,"
+                             "d4,nonlocal; d4 needs the d4 extra, bench/check_d4.py) and print their overhead")
     parser.add_argument("--cluster-atoms", type=int, default=0,
                         help="time compact random clusters of this many atoms instead of drug-like molecules")
     args = parser.parse_args()
@@ -152,6 +156,11 @@ def main() -> None:
         "tnq": (lambda p: plain(z, p, batch), list(plain.parameters())),
         "tnq charge+spin": (lambda p: stateful(z, p, batch, charge, spin), list(stateful.parameters())),
     }
+    terms = [name for name in args.physics.split(",") if name]
+    if terms:
+        physical = TensorNet(HIDDEN, LAYERS, RBF, CUTOFF, state=("charge", "spin"), physics=terms, dtype=dtype).to(device)
+        candidates["tnq +physics"] = (lambda p: physical(z, p, batch, charge, spin), list(physical.parameters()))
+        print(f"tnq +physics: charge+spin with physics {physical.physics}")
     reference = torchmdnet_energy(dtype, device)
     if reference is None:
         print("torchmd-net: unavailable (not importable in this interpreter)")
@@ -165,6 +174,8 @@ def main() -> None:
         for name, seconds in times.items():
             print(f"  {name:18s} {1000 * seconds:9.1f}")
         print(f"  state overhead (charge+spin / plain): {times['tnq charge+spin'] / times['tnq']:.3f}")
+        if "tnq +physics" in times:
+            print(f"  physics overhead (+physics / charge+spin): {times['tnq +physics'] / times['tnq charge+spin']:.3f}")
         if "torchmd-net 3.1" in times:
             print(f"  ratio tnq / torchmd-net: {times['tnq'] / times['torchmd-net 3.1']:.3f}")
 

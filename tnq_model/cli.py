@@ -28,7 +28,7 @@ def train_command(
     out: Path | None = typer.Option(None, help="Run directory (outputs and checkpoints). Default: run"),
     state: str | None = typer.Option(None, help="Comma-separated state: charge,spin,charges/<scheme>; '' for none."),
     target: str | None = typer.Option(None, help="energy or formation_energy."),
-    physics: str | None = typer.Option(None, help="Comma-separated physical terms: charges,coulomb,zbl; '' for none."),
+    physics: str | None = typer.Option(None, help="Comma-separated physical terms: charges,coulomb,zbl,d4,nonlocal; '' for none."),
     charge_target: str | None = typer.Option(None, help="charges/<scheme> column the learned charges are trained on."),
     max_epochs: int | None = typer.Option(None, help="Number of epochs."),
     batch_size: int | None = typer.Option(None, help="Conformers per batch (per process)."),

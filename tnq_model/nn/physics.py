@@ -16,9 +16,6 @@ PHYSICS_TERMS = ("charges", "coulomb", "zbl", "d4", "nonlocal")
 ENERGY_TERMS = ("coulomb", "zbl", "d4")
 #: Terms that read the learned charges: naming one switches "charges" on.
 CHARGE_READERS = ("coulomb", "d4")
-#: Terms of issue 12 that are planned but not built yet.
-PLANNED_TERMS = (
-)
 
 
 def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
@@ -28,8 +25,6 @@ def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
         raise ModelInputError(f"physics={physics!r} is a string; pass a list such as [{physics!r}]")
     names = tuple(physics)
     for name in names:
-        if name in PLANNED_TERMS:
-            raise ModelInputError(f"physics term {name!r} is not built yet; use a subset of {list(PHYSICS_TERMS)}")
         if name not in PHYSICS_TERMS:
             raise ModelInputError(f"unknown physics term {name!r} in `physics`; use a subset of {list(PHYSICS_TERMS)}")
     if len(set(names)) != len(names):
@@ -40,7 +35,7 @@ def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
 
 
 class PhysicalTerms(nn.Module):
-    """The physical terms of a model, each optional (None when off; no parameters but the charge head's).
+    """The physical terms of a model, each optional (None when off; parameters: the charge head's, ZBL's).
 
     D4 needs the optional tad-dftd4 (``D4Dispersion``); a model with it cannot be scripted by TorchScript.
 

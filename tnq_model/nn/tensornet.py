@@ -42,8 +42,9 @@ class TensorNet(nn.Module):
             model; one attribute only); used by the ``"tensornet"`` state mode.
         physics: physical terms added to the network (nn/physics.py), any subset of ``"charges"``
             (per-atom charges from the final invariant atom features, summing exactly to the total
-            charge, which must then be given), ``"coulomb"`` (damped Coulomb energy of those charges; needs
-            ``"charges"``), ``"zbl"`` (ZBL nuclear repulsion) and ``"nonlocal"`` (linear-scaling attention
+            charge, which must then be given), ``"coulomb"`` (damped Coulomb energy of those charges; switches
+            ``"charges"`` on), ``"zbl"`` (ZBL nuclear repulsion, trainable), ``"d4"`` (DFT-D4 dispersion of
+            the learned charges; the ``d4`` extra) and ``"nonlocal"`` (linear-scaling attention
             over each molecule's atoms added to the final invariant atom features, which the energy and
             charge heads read; nn/nonlocal_attention.py). ``()`` is the network alone.
         dtype: parameter dtype (float32 or float64).
