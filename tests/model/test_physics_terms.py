@@ -140,6 +140,16 @@ def test_trainable_zbl_starts_at_the_universal_form_and_learns_positive_constant
     assert coefficients.sum().item() == pytest.approx(0.1818 + 0.5099 + 0.2802 + 0.02817, rel=1e-12)
 
 
+def test_zbl_state_without_its_constants_loads_the_universal_ones() -> None:
+    """A model saved before the constants were (trainable) state: its ZBL part has no keys at all."""
+    pos, z, batch = dimer(0.8), torch.tensor([6, 8]), torch.tensor([0, 0])
+    zbl = ZBLRepulsion(5.0, 2.5, trainable=True)
+    with torch.no_grad():
+        zbl.raw_exponents.mul_(2.0)
+    zbl.load_state_dict({})
+    assert zbl(z, pos, batch).item() == pytest.approx(zbl_reference(6, 8, 0.8), rel=1e-6)
+
+
 def test_zbl_float32_follows_float64(batched) -> None:
     z, pos, batch = batched
     zbl = ZBLRepulsion(cutoff=3.0, switch_on=1.0)

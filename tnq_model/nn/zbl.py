@@ -1,6 +1,6 @@
 """Universal ZBL screened nuclear repulsion, smoothly switched off at a cutoff."""
 
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,13 @@ def zbl_pair_energy(
     return coulomb_constant * zi * zj / dist * phi
 
 
+def universal_raw_constants() -> Dict[str, Tensor]:
+    """The universal constants as the softplus-inverse float64 tensors ``ZBLRepulsion`` keeps (names raw_*)."""
+    constants = {"coefficients": ZBL_COEFFICIENTS, "exponents": ZBL_EXPONENTS,
+                 "length_factor": ZBL_LENGTH_FACTOR, "length_power": ZBL_LENGTH_POWER}
+    return {"raw_" + name: inverse_softplus(torch.tensor(value, dtype=torch.float64)) for name, value in constants.items()}
+
+
 class ZBLRepulsion(nn.Module):
     """Per-molecule ZBL repulsion sum_{i<j} E_ZBL(r_ij) s(r_ij) in eV, s the smooth switch (switch.py).
 
@@ -81,14 +88,17 @@ class ZBLRepulsion(nn.Module):
         self.cutoff = cutoff
         self.switch_on = switch_on
         self.weight_sum = sum(ZBL_COEFFICIENTS)
-        constants = {"coefficients": ZBL_COEFFICIENTS, "exponents": ZBL_EXPONENTS,
-                     "length_factor": ZBL_LENGTH_FACTOR, "length_power": ZBL_LENGTH_POWER}
-        for name, value in constants.items():
-            raw = inverse_softplus(torch.tensor(value, dtype=torch.float64))
+        for name, raw in universal_raw_constants().items():
             if trainable:
-                self.register_parameter("raw_" + name, nn.Parameter(raw))
+                self.register_parameter(name, nn.Parameter(raw))
             else:
-                self.register_buffer("raw_" + name, raw)
+                self.register_buffer(name, raw)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args) -> None:
+        """Checkpoints written before the constants were saved get the universal values."""
+        for name, raw in universal_raw_constants().items():
+            state_dict.setdefault(prefix + name, raw.to(getattr(self, name).dtype))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def constants(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """The screening function's weights (4,), exponents (4,), length factor and power (): positive."""
