@@ -1,0 +1,59 @@
+"""ASE databases as fairchem reads them: `.aselmdb` (ase-db-backends, the format of OMol25) or SQLite `.db`.
+
+One row per conformer: positions (Å) and atomic numbers; energy (eV) and forces (eV/Å) as the calculator's
+results (what `atoms.get_potential_energy()`/`get_forces()` return); in `data`, `charge` (e) and `spin` (the
+multiplicity 2S+1), which fairchem's `AseDBDataset` copies into `atoms.info`, and per-atom charges
+`charges/<scheme>` as `<scheme>_charges` (e); in `key_value_pairs` (searchable with `ase db`), the
+molecule's `source_id` and `subset`.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from tnq_data.export.selection import Block
+
+#: Database kinds by file suffix.
+LMDB_SUFFIXES = (".aselmdb", ".lmdb")
+SQLITE_SUFFIXES = (".db",)
+SUFFIXES = LMDB_SUFFIXES + SQLITE_SUFFIXES
+
+
+def connect(path: Path, suffix: str):
+    """A new database at `path` of the kind `suffix` names (ase-db-backends LMDB, or ase's SQLite)."""
+    if suffix in LMDB_SUFFIXES:
+        from ase_db_backends.aselmdb import LMDBDatabase
+
+        return LMDBDatabase(path, use_lock_file=False)
+    import ase.db
+
+    return ase.db.connect(path, type="db", append=False, use_lock_file=False)
+
+
+def write_rows(db, block: Block) -> None:
+    """One row per conformer of `block`, in order."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    offsets = block.atom_offset.tolist()
+    for i in range(len(block)):
+        atoms_of = slice(offsets[i], offsets[i + 1])
+        atoms = Atoms(numbers=block.z[atoms_of], positions=block.pos[atoms_of].astype(np.float64))
+        forces = None if block.forces is None else block.forces[atoms_of].astype(np.float64)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(block.energy[i]), forces=forces)
+        data = {"charge": int(block.total_charge[i]), "spin": int(block.multiplicity[i])}
+        data.update({f"{scheme}_charges": values[atoms_of].astype(np.float64)
+                     for scheme, values in sorted(block.charges.items())})
+        labels = {key: str(values[i]) for key, values in (("source_id", block.source_id), ("subset", block.subset))
+                  if values[i]}
+        db.write(atoms, key_value_pairs=labels, data=data)
+
+
+def write_asedb(blocks: Iterable[Block], path: Path, suffix: str, progress) -> None:
+    """Write every block into a new database at `path`, in one transaction; `progress(n)` after each block."""
+    db = connect(path, suffix)
+    with db:
+        for block in blocks:
+            write_rows(db, block)
+            progress(len(block))
