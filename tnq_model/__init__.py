@@ -10,6 +10,7 @@ from .export import export_torchscript
 from .nn import TensorNet, multiplicity_to_spin
 from .nn.errors import ModelInputError
 from .potential import Potential
+from .torchmdnet import from_torchmdnet
 
 register_one_line_error(ModelInputError)
 
@@ -19,6 +20,7 @@ __all__ = [
     "Predictor",
     "TensorNet",
     "export_torchscript",
+    "from_torchmdnet",
     "load",
     "load_potential",
     "multiplicity_to_spin",

@@ -112,6 +112,18 @@ def export_command(
     print(export_torchscript(run_dir / checkpoint, out or run_dir / "model.ts"))
 
 
+@app.command("import-torchmdnet")
+def import_torchmdnet_command(
+    checkpoint: Path = typer.Argument(..., help="torchmd-net 3.x TensorNet checkpoint (.ckpt)."),
+    out: Path = typer.Option(..., help="Run directory to write (its best.pt)."),
+) -> None:
+    """Read a torchmd-net TensorNet checkpoint into a run directory (best.pt only: for tnq_model.load, the ASE
+    calculator and export; not eval) and print the checkpoint's path."""
+    from .torchmdnet import import_torchmdnet
+
+    print(import_torchmdnet(checkpoint, out))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `tnq-train` console script (and of `python -m tnq_model.train`)."""
     sys.exit(run_app(app, argv, prog_name="tnq-train"))

@@ -218,6 +218,9 @@ def evaluate_run(run_dir: Path, store_path: Path, split: str = "test", checkpoin
         raise TnqError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     run_dir = Path(run_dir)
     extra = read_checkpoint(run_dir / checkpoint)["extra"]
+    if "config" not in extra:
+        raise TnqError(f"{run_dir / checkpoint} was not trained by tnq (source: {extra.get('source', 'unknown')}): it has "
+                       "no training config, store or splits to evaluate; use tnq_model.load or the ASE calculator")
     config = TrainConfig.model_validate(extra["config"])
     trained_on = extra["store_version"]
     splits, mapping = load_splits(run_dir / "splits.npz"), None

@@ -2,8 +2,9 @@
 
 Plain TensorNet and TensorNet with the single state attribute ``"charge"`` and constant lambda are
 torchmd-net 3.1's TensorNet without and with its total-charge input ``q``. torchmd-net's weights are
-mapped onto tnq's parameters; tnq computes its radial basis itself and that basis must equal
-torchmd-net's too.
+mapped onto tnq's parameters by ``tnq_model.torchmdnet.tensornet_weights``, the mapping of
+``from_torchmdnet`` (tests/model/test_from_torchmdnet.py reads whole checkpoints); tnq computes its radial
+basis itself and that basis must equal torchmd-net's too.
 
 The CI tests compare with tests/model/data/torchmdnet_reference.pt, written by torchmd-net 3.1 through
 bench/torchmdnet_reference.py (see there, and docs/model.md, to regenerate it). The live tests build
@@ -23,62 +24,15 @@ import torch
 
 from tnq_model import Potential, TensorNet
 from tnq_model.checkpoint import load_potential, save_checkpoint
+from tnq_model.torchmdnet import BASIS, tensornet_weights
 
 REFERENCE = Path(__file__).parent / "data" / "torchmdnet_reference.pt"
 HAS_TORCHMDNET = importlib.util.find_spec("torchmdnet") is not None
-REP, OUT = "representation_model.", "output_model."
-BASIS = (REP + "distance_expansion.means", REP + "distance_expansion.betas")
 #: Relative to the largest energy or force: tnq and torchmd-net agree to about 1e-15, with and without
 #: the charge input (the constant lambda is built in float64, exactly torchmd-net's 0.1).
 TOLERANCE = 1e-12
 WARP_TOLERANCE = 1e-7
 CASES = [(case["cutoff"], case["with_charge"]) for case in torch.load(REFERENCE, weights_only=True)["cases"]]
-
-
-def tnq_weights(reference: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
-    """tnq TensorNet parameters (state_dict names) from a torchmd-net 3.1 TorchMD_Net state_dict.
-
-    TensorNet (``representation_model.``) with a Scalar head (``output_model.``); the radial basis
-    means and widths are left out (tnq computes them from the cutoff).
-    """
-    emb = REP + "tensor_embedding."
-
-    def stack(prefix: str, indices: range) -> torch.Tensor:
-        return torch.stack([reference[f"{prefix}{i}.weight"] for i in indices])
-
-    def cat(names: list[str]) -> torch.Tensor:
-        return torch.cat([reference[name] for name in names])
-
-    mapped = {
-        "atom_embedding.weight": reference[emb + "emb.weight"],
-        "embedding.mix": stack(emb + "linears_tensor.", range(3)),
-        "embedding.pair.weight": reference[emb + "emb2.weight"],
-        "embedding.pair.bias": reference[emb + "emb2.bias"],
-        "embedding.radial.weight": cat([f"{emb}distance_proj{part}.weight" for part in (1, 2, 3)]),
-        "embedding.radial.bias": cat([f"{emb}distance_proj{part}.bias" for part in (1, 2, 3)]),
-        "embedding.norm.weight": reference[emb + "init_norm.weight"],
-        "embedding.norm.bias": reference[emb + "init_norm.bias"],
-        "embedding.scalar.0.weight": reference[emb + "linears_scalar.0.weight"],
-        "embedding.scalar.0.bias": reference[emb + "linears_scalar.0.bias"],
-        "embedding.scalar.2.weight": reference[emb + "linears_scalar.1.weight"],
-        "embedding.scalar.2.bias": reference[emb + "linears_scalar.1.bias"],
-        "readout.norm.weight": reference[REP + "out_norm.weight"],
-        "readout.norm.bias": reference[REP + "out_norm.bias"],
-        "readout.linear.weight": reference[REP + "linear.weight"],
-        "readout.linear.bias": reference[REP + "linear.bias"],
-        "readout.head.0.weight": reference[OUT + "output_network.layers.0.weight"],
-        "readout.head.0.bias": reference[OUT + "output_network.layers.0.bias"],
-        "readout.head.2.weight": reference[OUT + "output_network.layers.2.weight"],
-        "readout.head.2.bias": reference[OUT + "output_network.layers.2.bias"],
-    }
-    for k in range(num_layers):
-        layer = f"{REP}layers.{k}."
-        mapped[f"layers.{k}.mix_in"] = stack(layer + "linears_tensor.", range(3))
-        mapped[f"layers.{k}.mix_out"] = stack(layer + "linears_tensor.", range(3, 6))
-        for index in range(3):
-            for kind in ("weight", "bias"):
-                mapped[f"layers.{k}.radial.layers.{index}.{kind}"] = reference[f"{layer}linears_scalar.{index}.{kind}"]
-    return {name: value.detach().clone() for name, value in mapped.items()}
 
 
 def tnq_model(hparams: dict, cutoff: float, with_charge: bool, reference: dict[str, torch.Tensor]) -> TensorNet:
@@ -88,7 +42,7 @@ def tnq_model(hparams: dict, cutoff: float, with_charge: bool, reference: dict[s
         cutoff=cutoff, max_z=hparams["max_z"], state=("charge",) if with_charge else (),
         state_mode="tensornet", lambda_mode="constant", dtype=torch.float64,
     )
-    missing, unexpected = model.load_state_dict(tnq_weights(reference, hparams["num_layers"]), strict=False)
+    missing, unexpected = model.load_state_dict(tensornet_weights(reference, hparams["num_layers"]), strict=False)
     assert not unexpected
     # Left to tnq: its radial basis and the constant lambda buffers of the charge state.
     lambdas = {f"layers.{k}.state_scale.lam" for k in range(len(model.layers))}
@@ -188,8 +142,8 @@ def test_matches_live_torchmdnet(batched, monkeypatch, cutoff: float, with_charg
                 parameter.add_(0.1 * torch.randn_like(parameter))
     weights = reference.state_dict()
     model = tnq_model(hparams, cutoff, with_charge, weights)
-    torch.testing.assert_close(model.rbf.means, weights[BASIS[0]], rtol=1e-12, atol=0)
-    torch.testing.assert_close(model.rbf.betas, weights[BASIS[1]], rtol=1e-12, atol=0)
+    torch.testing.assert_close(model.rbf.means, weights[BASIS["rbf.means"]], rtol=1e-12, atol=0)
+    torch.testing.assert_close(model.rbf.betas, weights[BASIS["rbf.betas"]], rtol=1e-12, atol=0)
     charge = torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64) if with_charge else None
     energy, forces = energies_forces(model, z, pos, batch, charge)
 
