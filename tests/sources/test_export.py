@@ -3,7 +3,6 @@ same content id, the split of a real training run on the version it trained on, 
 that leaves existing files untouched."""
 
 import json
-import shutil
 
 import ase.io
 import numpy as np

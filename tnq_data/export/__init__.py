@@ -11,7 +11,7 @@ from tnq_core.errors import TnqError
 from tnq_core.progress import SILENT, Reporter
 from tnq_data.export.asedb import SUFFIXES as ASEDB_SUFFIXES
 from tnq_data.export.asedb import write_asedb
-from tnq_data.export.extxyz import ExtxyzKeys, format_block
+from tnq_data.export.extxyz import PART_CONFORMERS, ExtxyzKeys, format_block
 from tnq_data.export.output import atomic_output
 from tnq_data.export.selection import Selection, iter_blocks, select
 from tnq_data.export.torchmdnet import write_hdf5
@@ -38,9 +38,9 @@ def _write(selection: Selection, format: str, tmp: Path, suffix: str, keys: Extx
     blocks = iter_blocks(selection)
     if format == "extxyz":
         with open(tmp, "w", encoding="utf-8") as handle:
-            for block in blocks:
-                handle.write(format_block(block, keys))
-                progress(len(block))
+            for part in (part for block in blocks for part in block.parts(PART_CONFORMERS)):
+                handle.write(format_block(part, keys))
+                progress(len(part))
     elif format == "asedb":
         write_asedb(blocks, tmp, suffix, progress)
     else:

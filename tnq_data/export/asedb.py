@@ -7,6 +7,8 @@ multiplicity 2S+1), which fairchem's `AseDBDataset` copies into `atoms.info`, an
 molecule's `source_id` and `subset`.
 """
 
+import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,22 +34,26 @@ def connect(path: Path, suffix: str):
 
 
 def write_rows(db, block: Block) -> None:
-    """One row per conformer of `block`, in order."""
-    from ase import Atoms
-    from ase.calculators.singlepoint import SinglePointCalculator
+    """One row per conformer of `block`, in order. Rows are handed to ase as `AtomsRow`s built from their
+    values (what ase makes of an `Atoms` with a single-point calculator, without its per-row state checks)."""
+    from ase.db.core import now
+    from ase.db.row import AtomsRow
 
+    made = {"ctime": now(), "user": os.getenv("USER")}  # what ase records for a row written from Atoms
     offsets = block.atom_offset.tolist()
     for i in range(len(block)):
         atoms_of = slice(offsets[i], offsets[i + 1])
-        atoms = Atoms(numbers=block.z[atoms_of], positions=block.pos[atoms_of].astype(np.float64))
-        forces = None if block.forces is None else block.forces[atoms_of].astype(np.float64)
-        atoms.calc = SinglePointCalculator(atoms, energy=float(block.energy[i]), forces=forces)
+        row = {"numbers": block.z[atoms_of].astype(np.int64), "positions": block.pos[atoms_of].astype(np.float64),
+               "cell": np.zeros((3, 3)), "pbc": np.zeros(3, dtype=bool), "unique_id": uuid.uuid4().hex,
+               "calculator": "unknown", "calculator_parameters": {}, "energy": float(block.energy[i]), **made}
+        if block.forces is not None:
+            row["forces"] = block.forces[atoms_of].astype(np.float64)
         data = {"charge": int(block.total_charge[i]), "spin": int(block.multiplicity[i])}
         data.update({f"{scheme}_charges": values[atoms_of].astype(np.float64)
                      for scheme, values in sorted(block.charges.items())})
         labels = {key: str(values[i]) for key, values in (("source_id", block.source_id), ("subset", block.subset))
                   if values[i]}
-        db.write(atoms, key_value_pairs=labels, data=data)
+        db.write(AtomsRow(row), key_value_pairs=labels, data=data)
 
 
 def write_asedb(blocks: Iterable[Block], path: Path, suffix: str, progress) -> None:

@@ -4,8 +4,8 @@ Defaults are MACE's (`mace/tools/default_keys.py`): `REF_energy` (eV) and `total
 `total_spin` (the multiplicity 2S+1, as MACE reads it) in the info line, `REF_forces` (eV/Å) per atom.
 Positions in Å. Each molecule's `source_id` and `subset` go to the info keys `source_id` and `config_type`
 (MACE groups its error tables by `config_type`); per-atom charges `charges/<scheme>` to `<scheme>_charges`.
-Floats are written in their shortest exact form (float32 columns as float32), so importing the file again
-gives the same bits.
+Energies are written in their shortest exact form and float32 columns with 9 significant digits, which
+represent every float32 exactly, so importing the file again gives the same bits.
 """
 
 import re
@@ -20,6 +20,10 @@ from tnq_data.export.selection import Block
 SOURCE_KEY, SUBSET_KEY = "source_id", "config_type"
 _RESERVED = {SOURCE_KEY, SUBSET_KEY, "Properties", "pbc", "Lattice", "species", "pos"}
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Float32 values with 9 significant digits: enough to give back every float32 exactly (FLT_DECIMAL_DIG).
+FLOAT = "%.9g"
+#: Conformers formatted at once (bounds the memory of the text of one shard).
+PART_CONFORMERS = 2048
 
 
 @dataclass(frozen=True)
@@ -50,14 +54,15 @@ def _properties(block: Block, keys: ExtxyzKeys, schemes: list[str]) -> str:
 
 
 def atom_lines(block: Block) -> list[str]:
-    """One line per atom of `block`: symbol, position, forces and charges, floats in shortest exact form."""
+    """One line per atom of `block`: symbol, then position, forces and charges with 9 significant digits."""
     from ase.data import chemical_symbols
 
-    columns = [np.asarray(chemical_symbols)[block.z][:, None], block.pos.astype(str)]
-    if block.forces is not None:
-        columns.append(block.forces.astype(str))
-    columns += [values.astype(str)[:, None] for _, values in sorted(block.charges.items())]
-    return [" ".join(row) for row in np.concatenate(columns, axis=1).tolist()]
+    columns = [block.pos] + ([block.forces] if block.forces is not None else [])
+    columns += [values[:, None] for _, values in sorted(block.charges.items())]
+    values = np.concatenate(columns, axis=1).astype(np.float64)
+    line = "%s " + " ".join([FLOAT] * values.shape[1])
+    symbols = np.asarray(chemical_symbols)[block.z].tolist()
+    return [line % (symbol, *row) for symbol, row in zip(symbols, values.tolist())]
 
 
 def format_block(block: Block, keys: ExtxyzKeys) -> str:

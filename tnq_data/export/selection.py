@@ -51,6 +51,20 @@ class Block:
         """(C,) atoms per conformer."""
         return np.diff(self.atom_offset)
 
+    def part(self, start: int, stop: int) -> "Block":
+        """Conformers `start:stop` of this block (views, offsets from 0)."""
+        a0, a1 = int(self.atom_offset[start]), int(self.atom_offset[stop])
+        atoms = slice(a0, a1)
+        return Block(self.z[atoms], self.pos[atoms], None if self.forces is None else self.forces[atoms],
+                     {s: v[atoms] for s, v in self.charges.items()}, self.atom_offset[start:stop + 1] - a0,
+                     *(getattr(self, name)[start:stop] for name in ("energy", "total_charge", "multiplicity",
+                                                                    "molecule", "source_id", "subset")))
+
+    def parts(self, size: int) -> Iterator["Block"]:
+        """This block in parts of at most `size` conformers (bounds the memory of text formats)."""
+        for start in range(0, len(self), size):
+            yield self.part(start, min(start + size, len(self)))
+
 
 @dataclass
 class Selection:
