@@ -141,6 +141,15 @@ def test_split_of_a_run_is_its_molecules_on_the_version_it_trained_on(source, ru
     assert not any("x_charges" in a.arrays for a in frames)  # the column added after training is not there
 
 
+def test_charges_columns_become_per_atom_scheme_charges(source, tmp_path):
+    store = open_store(source)
+    charges = np.random.default_rng(3).normal(0, 0.4, store.n_atoms).astype(np.float32)
+    add_columns(source, {"charges/am1bcc": Column("atom", charges)})
+    assert tnq_data("export", source, "--format", "extxyz", "--out", tmp_path / "q.xyz") == 0
+    frames = ase.io.read(tmp_path / "q.xyz", index=":")
+    assert np.array_equal(np.concatenate([a.arrays["am1bcc_charges"] for a in frames]).astype(np.float32), charges)
+
+
 def one_line_error(capsys, *args) -> str:
     capsys.readouterr()
     assert tnq_data(*args) == 1
