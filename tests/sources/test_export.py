@@ -181,6 +181,8 @@ def test_refusals_are_one_line_naming_the_flag(source, run, tmp_path, capsys):
     assert "was trained on store version" in message and "does not hold" in message
     np.savez(run / "splits.npz", train=np.arange(3), test=np.arange(3))
     assert "no split 'val'" in one_line_error(capsys, *base, "--format", "extxyz", "--split", "val", "--run", run)
+    np.savez(run / "splits.npz", train=np.arange(3), val=np.arange(0), test=np.arange(3))
+    assert "nothing to export" in one_line_error(capsys, *base, "--format", "extxyz", "--split", "val", "--run", run)
     assert not out.exists() and not list(tmp_path.glob(".tmp-export-*"))
 
 

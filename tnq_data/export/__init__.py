@@ -12,7 +12,7 @@ from tnq_core.progress import SILENT, Reporter
 from tnq_data.export.asedb import SUFFIXES as ASEDB_SUFFIXES
 from tnq_data.export.asedb import write_asedb
 from tnq_data.export.extxyz import PART_CONFORMERS, ExtxyzKeys, format_block
-from tnq_data.export.output import atomic_output
+from tnq_data.export.output import atomic_output, check_output
 from tnq_data.export.selection import Selection, iter_blocks, select
 from tnq_data.export.torchmdnet import write_hdf5
 from tnq_data.store.manifest import head_version
@@ -59,15 +59,16 @@ def export_store(store: Path, format: str, out: Path, split: str | None = None, 
     """
     out = Path(out)
     _check(format, out, keys)
+    check_output(out, force)
     selection = select(Path(store), run, split)
     total = selection.n_conformers
+    if total == 0:
+        raise TnqError(f"nothing to export: {'split ' + repr(split) + ' of ' + str(run) if split else store} "
+                       "has no conformers")
     head = head_version(Path(store))
     if selection.store.version != head:
         reporter.note(f"exporting version {selection.store.version} of {store}, the one {run} trained on "
                       f"(HEAD is {head})")
-    if total == 0:
-        raise TnqError(f"nothing to export: {'split ' + repr(split) + ' of ' + str(run) if split else store} "
-                       "has no conformers")
     with atomic_output(out, force) as tmp, reporter.bar(f"export {format}", total) as bar:
         _write(selection, format, tmp, out.suffix.lower(), keys or ExtxyzKeys(),
                lambda n: bar.update(0, advance=n))
