@@ -12,7 +12,7 @@ import xxhash
 
 from tnq_core.errors import TnqError
 from tnq_data.chem import inconsistent_spin
-from tnq_data.sources.asedb_rows import Row, as_value, read_rows
+from tnq_data.sources.asedb_rows import Row, as_value, read_rows, stored_flat
 from tnq_data.sources.labels import integer_label, spin_parity_error
 from tnq_data.store.format import MoleculeBatch
 
@@ -39,16 +39,22 @@ class AsedbKeys:
     with_forces: bool = True
 
 
-def lookup(row: Row, key: str):
-    """The value of `key` in the row's calculator results, else its `data`, else its `key_value_pairs`; None."""
+def stored(row: Row, key: str):
+    """The value of `key` as stored in the row's calculator results, else its `data`, else its
+    `key_value_pairs`; None."""
     for source in (row.results, row.data, row.key_value_pairs):
         if key in source:
-            return as_value(source[key])
+            return source[key]
     return None
 
 
-def where(path: Path, row: Row) -> str:
-    return f"{path}: row {row.id}"
+def lookup(row: Row, key: str):
+    """The value of `key` (`stored`), ase-JSON arrays as numpy arrays."""
+    return as_value(stored(row, key))
+
+
+def where(path: Path, row_id: int) -> str:
+    return f"{path}: row {row_id}"
 
 
 def molecule_key_hash(value) -> int:
@@ -63,61 +69,72 @@ def key_hashes(path: str, ids: np.ndarray, molecule_key: str) -> np.ndarray:
     for index, row in enumerate(read_rows(path, ids)):
         value = lookup(row, molecule_key)
         if value is None:
-            raise TnqError(f"{where(path, row)} has no '{molecule_key}' in {PLACE}; add it or drop `molecule_key`")
+            raise TnqError(f"{where(path, row.id)} has no '{molecule_key}' in {PLACE}; add it or drop `molecule_key`")
         hashes[index] = molecule_key_hash(value)
     return hashes
 
 
-def _per_atom(value, n_atoms: int, key: str, shape: tuple, at: str) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
-    if array.shape != (n_atoms, *shape):
-        raise TnqError(f"{at}: '{key}' has shape {array.shape}, not ({n_atoms}{''.join(f', {s}' for s in shape)})"
+def _per_atom(value, n_atoms: int, key: str, shape: tuple, at: str) -> list:
+    """The values (flat list, C order) of a per-atom array stored under `key`, which must be (n_atoms, *shape)."""
+    found, flat = stored_flat(value, "float64")
+    if found != (n_atoms, *shape):
+        raise TnqError(f"{at}: '{key}' has shape {found}, not ({n_atoms}{''.join(f', {s}' for s in shape)})"
                        " for its atoms; check the key")
-    return array
+    return flat
+
+
+def _atoms(row: Row, at: str) -> tuple[list, list]:
+    """The atomic numbers (N values) and positions (3N values, Å) of a row, as flat lists."""
+    shape, z = stored_flat(row.numbers, "int64")
+    if len(shape) != 1:
+        raise TnqError(f"{at}: its atomic numbers have shape {shape}, not (N,); check the file")
+    return z, _per_atom(row.positions, len(z), "positions", (3,), at)
 
 
 class _Columns:
-    """The columns of a block, one row at a time (the only per-row work: reading values out of dicts)."""
+    """The columns of a block as flat lists, one row at a time (the only per-row work: reading values out of
+    dicts and checking them); each becomes one array per block."""
 
     def __init__(self, keys: AsedbKeys) -> None:
         self.keys = keys
         self.z, self.pos, self.forces, self.n_atoms = [], [], [], []
         self.energy, self.charge, self.multiplicity, self.groups = [], [], [], []
         self.charges = {scheme: [] for _, scheme in keys.charges}
-        self.rows: list[tuple[Path, Row]] = []
+        self.rows: list[tuple[Path, int]] = []
 
     def add(self, path: Path, row: Row) -> None:
-        keys, at = self.keys, where(path, row)
-        if row.pbc.any():
-            raise TnqError(f"{at} is periodic (pbc={row.pbc.tolist()}); only molecules can be imported")
-        n = len(row.numbers)
+        keys, at = self.keys, where(path, row.id)
+        if any(row.pbc):
+            raise TnqError(f"{at} is periodic (pbc={row.pbc}); only molecules can be imported")
+        z, pos = _atoms(row, at)
+        n = len(z)
         self.charge.append(integer_label(lookup(row, keys.charge_key), keys.default_charge, keys.charge_key,
                                          "`default_charge` (or name its key with `charge_key`)", at, PLACE))
         self.multiplicity.append(integer_label(lookup(row, keys.spin_key), keys.default_multiplicity, keys.spin_key,
                                                "`default_multiplicity` (or name its key with `spin_key`)", at, PLACE))
         energy = lookup(row, keys.energy_key)
-        if energy is None or np.ndim(energy) != 0:
+        if energy is None or (type(energy) is not float and np.ndim(energy) != 0):
             raise TnqError(f"{at} has no scalar '{keys.energy_key}' in its calculator results or {PLACE};"
                            " name the energy's key with `energy_key`")
-        forces = lookup(row, keys.forces_key)
+        forces = stored(row, keys.forces_key)
         if (forces is not None) != keys.with_forces:
             raise TnqError(f"{at}: forces ('{keys.forces_key}') are present in some rows and absent in others;"
                            " give every row forces or none")
         if forces is not None:
-            self.forces.append(_per_atom(forces, n, keys.forces_key, (3,), at))
+            self.forces += _per_atom(forces, n, keys.forces_key, (3,), at)
         for key, scheme in keys.charges:
-            value = lookup(row, key)
+            value = stored(row, key)
             if value is None:
                 raise TnqError(f"{at} has no '{key}' in its calculator results or {PLACE}; drop '{key}={scheme}'"
                                " from `charges_key` or give every row the charges")
-            self.charges[scheme].append(_per_atom(value, n, key, (), at))
+            self.charges[scheme] += _per_atom(value, n, key, (), at)
         if keys.molecule_key is not None:
             self.groups.append(lookup(row, keys.molecule_key))
-        self.z.append(row.numbers)
-        self.pos.append(row.positions)
+        self.z += z
+        self.pos += pos
         self.n_atoms.append(n)
         self.energy.append(float(energy))
-        self.rows.append((path, row))
+        self.rows.append((path, row.id))
 
     def check_spin(self, offsets: np.ndarray, z: np.ndarray) -> None:
         """The first row whose multiplicity its electron count cannot have stops the import (whole block at once)."""
@@ -125,9 +142,8 @@ class _Columns:
         bad = np.flatnonzero(inconsistent_spin(z, offsets, charge, multiplicity))
         if len(bad):
             i = int(bad[0])
-            path, row = self.rows[i]
             electrons = int(z[offsets[i]:offsets[i + 1]].sum()) - int(charge[i])
-            raise spin_parity_error(where(path, row), electrons, int(charge[i]), int(multiplicity[i]),
+            raise spin_parity_error(where(*self.rows[i]), electrons, int(charge[i]), int(multiplicity[i]),
                                     f"fix '{self.keys.charge_key}'/'{self.keys.spin_key}' (the multiplicity 2S+1)")
 
 
@@ -138,7 +154,7 @@ def _molecules(columns: _Columns, z: np.ndarray, offsets: np.ndarray) -> tuple[d
     if columns.keys.molecule_key is None:
         return ({"smiles": np.full(len(rows), "", dtype=object),
                  "subset": np.array([path.name for path, _ in rows], dtype=object),
-                 "source_id": np.array([f"{path.name}:{row.id}" for path, row in rows], dtype=object)},
+                 "source_id": np.array([f"{path.name}:{row_id}" for path, row_id in rows], dtype=object)},
                 np.ones(len(rows), dtype=np.int64))
     texts = [str(group) for group in columns.groups]
     starts = np.flatnonzero([i == 0 or texts[i] != texts[i - 1] for i in range(len(texts))])
@@ -165,16 +181,21 @@ def read_block(paths: tuple[str, ...], files: np.ndarray, ids: np.ndarray, keys:
         columns.add(files_used[file], rows[(file, row_id)])
     n_atoms = np.array(columns.n_atoms, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-    z = np.concatenate(columns.z).astype(np.int64)
+    z = np.array(columns.z, dtype=np.int64)
     columns.check_spin(offsets, z)
     molecule, n_conformers = _molecules(columns, z, offsets)
     molecule["n_conformers"] = n_conformers
-    atom = {"z": z.astype(np.uint8), "pos": np.concatenate(columns.pos).astype(np.float32)}
+    atom = {"z": z.astype(np.uint8), "pos": _per_atom_column(columns.pos, (3,))}
     if keys.with_forces:
-        atom["forces"] = np.concatenate(columns.forces).astype(np.float32)
+        atom["forces"] = _per_atom_column(columns.forces, (3,))
     for scheme, values in columns.charges.items():
-        atom[f"charges/{scheme}"] = np.concatenate(values).astype(np.float32)
+        atom[f"charges/{scheme}"] = _per_atom_column(values, ())
     conformer = {"energy": np.array(columns.energy, dtype=np.float64),
                  "total_charge": np.array(columns.charge, dtype=np.int8),
                  "multiplicity": np.array(columns.multiplicity, dtype=np.int8), "n_atoms": n_atoms}
     return MoleculeBatch(molecule=molecule, conformer=conformer, atom=atom)
+
+
+def _per_atom_column(flat: list, shape: tuple) -> np.ndarray:
+    """float32 (atoms, *shape) from the flat float64 values of a block (rounded once, from float64)."""
+    return np.array(flat, dtype=np.float64).astype(np.float32).reshape(-1, *shape)

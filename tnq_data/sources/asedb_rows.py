@@ -5,10 +5,12 @@ A row comes back as a `Row`: its atoms, its calculator results (`energy`, `force
 `key_value_pairs` and its `data`. Both formats are read straight from their files, one read transaction or
 query per block, without building `AtomsRow` or `Atoms` objects (docs/interop.md, "Reading"):
 - SQLite: the columns of ase's `systems` table, decoded with ase's own blob and data decoders;
-- LMDB: each row is zlib-compressed ase-JSON under its id; only the fields asked for are turned into arrays.
+- LMDB: each row is zlib-compressed ase-JSON under its id; its arrays stay as decoded (``{"__ndarray__": [shape,
+  dtype, flat list]}``) until a block turns each column into one array (`stored_flat`).
 """
 
 import json
+import math
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ LMDB_SUFFIXES = (".aselmdb", ".lmdb")
 DATABASE_SUFFIXES = SQLITE_SUFFIXES + LMDB_SUFFIXES
 #: Calculator results a row may hold (ase.calculators.calculator.all_properties that tnq can use).
 CALCULATOR_KEYS = ("energy", "free_energy", "forces", "charges", "dipole", "magmom", "magmoms")
+#: The decoder of ase-JSON (ase writes it without surrounding whitespace, as UTF-8).
+_JSON = json.JSONDecoder()
 #: ids per SQLite query (below SQLite's limit on bound parameters).
 _QUERY_IDS = 4096
 _SQL_COLUMNS = ("id", "numbers", "positions", "pbc", "energy", "free_energy", "forces", "charges", "dipole",
@@ -32,13 +36,14 @@ _SQL_COLUMNS = ("id", "numbers", "positions", "pbc", "energy", "free_energy", "f
 
 @dataclass
 class Row:
-    """One row: `id`, atomic numbers (N,), positions (N,3) Å, periodic flags (3,), calculator results
-    (eV, eV/Å, e), `key_value_pairs` and `data` (values as stored; ase-JSON arrays are converted on access)."""
+    """One row: `id`, atomic numbers (N,) and positions (N,3) Å as stored (arrays, or ase-JSON: read them with
+    `stored_flat`), periodic flags (3,), calculator results (eV, eV/Å, e), `key_value_pairs` and `data` (values
+    as stored; ase-JSON arrays are converted on access)."""
 
     id: int
-    numbers: np.ndarray
-    positions: np.ndarray
-    pbc: np.ndarray
+    numbers: object
+    positions: object
+    pbc: list[bool]
     results: dict
     key_value_pairs: dict
     data: dict
@@ -50,6 +55,17 @@ def as_value(value):
         shape, dtype, flat = value["__ndarray__"]
         return np.asarray(flat, dtype=dtype).reshape(shape)
     return value
+
+
+def stored_flat(value, dtype: str) -> tuple[tuple[int, ...], list]:
+    """(shape, values in C order as a list) of a stored array: ase-JSON of `dtype` as decoded, without building
+    an array (a block makes one array of each column), anything else through numpy as `dtype`."""
+    if type(value) is dict and (stored := value.get("__ndarray__")) is not None:
+        shape, kind, flat = stored
+        if kind == dtype and type(flat) is list and len(flat) == math.prod(shape):
+            return tuple(shape), flat
+    array = np.asarray(as_value(value), dtype=dtype)
+    return array.shape, array.ravel().tolist()
 
 
 def database_kind(path: Path) -> str:
@@ -76,7 +92,11 @@ def _lmdb_json(txn, key: str, path: Path):
     if raw is None:
         return None
     try:
-        return json.loads(zlib.decompress(raw))
+        text = zlib.decompress(raw).decode()
+        value, end = _JSON.raw_decode(text)  # json.loads less its encoding guess and whitespace scans
+        if end != len(text):
+            raise ValueError(f"extra data at character {end}")
+        return value
     except (zlib.error, ValueError) as err:
         raise TnqError(f"{path}: entry {key!r} is not zlib-compressed ase-JSON ({err}); is it an .aselmdb file?") from err
 
@@ -119,8 +139,7 @@ def _read_lmdb(path: Path, ids: np.ndarray) -> Iterator[Row]:
                 record = _lmdb_json(txn, str(row_id), path)
                 if record is None:
                     raise TnqError(f"{path}: row {row_id} is missing; the file may be damaged")
-                yield Row(row_id, as_value(record["numbers"]), as_value(record["positions"]),
-                          np.asarray(as_value(record.get("pbc", False)), dtype=bool).reshape(-1),
+                yield Row(row_id, record["numbers"], record["positions"], stored_flat(record.get("pbc", False), "bool")[1],
                           {key: record[key] for key in CALCULATOR_KEYS if key in record},
                           record.get("key_value_pairs", {}), record.get("data") or {})
     finally:
@@ -153,7 +172,7 @@ def _sqlite_row(codec, values: dict) -> Row:
     for key, shape in (("forces", (-1, 3)), ("charges", None), ("dipole", None), ("magmoms", None)):
         if values[key] is not None:
             results[key] = codec.deblob(values[key], shape=shape)
-    pbc = (values["pbc"] or 0) & np.array([1, 2, 4]) > 0
+    pbc = [bool((values["pbc"] or 0) & flag) for flag in (1, 2, 4)]
     data = values["data"]
     return Row(values["id"], numbers, codec.deblob(values["positions"], shape=(-1, 3)), pbc, results,
                codec.decode(values["key_value_pairs"]) if values["key_value_pairs"] else {},
