@@ -8,11 +8,14 @@ overhead of the charge+spin state over plain TensorNet (and of physical terms wi
     python bench/bench_model.py --threads 1
     python bench/bench_model.py --device cuda        # on a GPU machine
     python bench/bench_model.py --physics charges,coulomb,zbl,nonlocal   # the physical terms' overhead
+    python bench/bench_model.py --sweep      # every size against torchmd-net, with memory (bench/model_sweep.py)
 """
 
 import argparse
+import importlib.util
 import statistics
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -134,8 +137,16 @@ def main() -> None:
                              "d4,nonlocal; d4 needs the d4 extra, bench/check_d4.py) and print their overhead")
     parser.add_argument("--cluster-atoms", type=int, default=0,
                         help="time compact random clusters of this many atoms instead of drug-like molecules")
+    parser.add_argument("--sweep", action="store_true",
+                        help="every size of bench/model_sweep.py instead (times and memory against torchmd-net)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.sweep:
+        spec = importlib.util.spec_from_file_location("model_sweep", Path(__file__).with_name("model_sweep.py"))
+        model_sweep = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(model_sweep)
+        model_sweep.sweep(args.threads, args.repeats, args.warmup, args.dtype)
+        return
     dtype, device = getattr(torch, args.dtype), torch.device(args.device)
     if args.cluster_atoms:
         inputs = cluster_batch(args.molecules, args.cluster_atoms, dtype)
