@@ -4,6 +4,7 @@ Runs in-process or on a dask worker: it takes only paths, ids and `AsedbKeys` (p
 batch. Units are ASE's: Å, eV, eV/Å, e, stored as they are.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,15 +171,27 @@ def _molecules(columns: _Columns, z: np.ndarray, offsets: np.ndarray) -> tuple[d
     return molecule, np.diff(np.append(starts, len(texts)))
 
 
-def read_block(paths: tuple[str, ...], files: np.ndarray, ids: np.ndarray, keys: AsedbKeys) -> MoleculeBatch:
-    """The rows (`paths[files[i]]`, `ids[i]`) in this order as one batch; rows of one molecule are adjacent."""
-    columns = _Columns(keys)
-    rows: dict[tuple[int, int], Row] = {}
+def _rows_in_order(paths: tuple[str, ...], files: np.ndarray, ids: np.ndarray) -> Iterator[tuple[Path, Row]]:
+    """(path, row) of the rows (`paths[files[i]]`, `ids[i]`) in this order. The rows of one file stream (a
+    decoded row lives only until its values are taken, which keeps the garbage collector's work small);
+    those of several files are read file by file, then put in order."""
     files_used = {int(file): Path(paths[file]) for file in np.unique(files)}
+    if len(files_used) == 1:
+        path = next(iter(files_used.values()))
+        yield from ((path, row) for row in read_rows(path, ids))
+        return
+    rows: dict[tuple[int, int], Row] = {}
     for file, path in files_used.items():
         rows.update(((file, row.id), row) for row in read_rows(path, ids[files == file]))
     for file, row_id in zip(files.tolist(), ids.tolist()):
-        columns.add(files_used[file], rows[(file, row_id)])
+        yield files_used[file], rows.pop((file, row_id))
+
+
+def read_block(paths: tuple[str, ...], files: np.ndarray, ids: np.ndarray, keys: AsedbKeys) -> MoleculeBatch:
+    """The rows (`paths[files[i]]`, `ids[i]`) in this order as one batch; rows of one molecule are adjacent."""
+    columns = _Columns(keys)
+    for path, row in _rows_in_order(paths, files, ids):
+        columns.add(path, row)
     n_atoms = np.array(columns.n_atoms, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(n_atoms)])
     z = np.array(columns.z, dtype=np.int64)
