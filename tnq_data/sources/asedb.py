@@ -7,9 +7,12 @@ stored unchanged; `spin` is the multiplicity 2S+1, as in fairchem (docs/interop.
 """
 
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,14 +93,31 @@ def _blocks_by_key(paths: tuple[str, ...], ids: list[np.ndarray], molecule_key: 
         start = stop
 
 
-def _expand(paths: list[Path], stack: ExitStack, scratch: Path) -> tuple[list[Path], list[dict]]:
+def _in_background(func: Callable[[], Any]) -> Future:
+    """`func()` run in a daemon thread (an interrupted import does not wait for it); its result or error
+    comes with the future's `result()`."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(func())
+        except BaseException as err:  # handed to whoever asks for the result
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="tnq-asedb-inputs", daemon=True).start()
+    return future
+
+
+def _expand(paths: list[Path], stack: ExitStack, scratch: Path) -> tuple[list[Path], Future]:
     """The database files of `paths` (archives unpacked into a temporary folder in `scratch`, removed with
-    `stack`) and the provenance entry of each path."""
-    files, inputs = [], []
+    `stack`) and the future of the provenance entries of `paths` (their sha256 is read in a background thread
+    while the rows are imported: hashlib and file reads let the other thread run)."""
     for path in paths:
         if not path.exists():
             raise TnqError(f"{path}: no such file or folder; check the path")
-        inputs.append(source_input(path))
+    inputs = _in_background(lambda: [source_input(path) for path in paths])
+    files = []
+    for path in paths:
         if _is_archive(path):
             scratch.mkdir(parents=True, exist_ok=True)
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".tnq-asedb-", dir=scratch)))
@@ -149,10 +169,11 @@ def import_asedb(paths: list[Path], out: Path, charge_key: str = "charge", spin_
                     bar.update(0, advance=len(batch.conformer["energy"]), status=f"{counts.kept_molecules} molecules")
                     yield batch
             tables["curation"] = counts.rows()
+            provenance["inputs"] = inputs.result()  # before the store's commit, which records the provenance
 
         parameters = {"charge_key": charge_key, "spin_key": spin_key, "energy_key": energy_key,
                       "forces_key": forces_key, "charges_key": [f"{k}={s}" for k, s in charges],
                       "molecule_key": molecule_key, "default_charge": default_charge,
                       "default_multiplicity": default_multiplicity}
-        provenance = {"command": "import asedb", "parameters": parameters, "inputs": inputs}
+        provenance = {"command": "import asedb", "parameters": parameters, "inputs": None}
         return write_store(out, batches(), provenance=provenance, tables=tables)
