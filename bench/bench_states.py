@@ -3,14 +3,21 @@ and anion doublet and neutral triplet; one training per state conditioning at th
 
     OMP_NUM_THREADS=1 python bench/bench_states.py [--only none,default] [--set loss.energy_weight=100]
         [--loss-variant e100:loss.energy_weight=100,loss.force_weight=1] [--json out.json]
+        [--peers torchmdnet,mace [--peer-minutes M]]
 
 Prints test energy MAE (meV) and force MAE (meV/Å) overall and energy MAE per (total charge, multiplicity),
 the error ratios no-state/default and charge-only/default, and a held-out spin-state check (SpookyNet's
 claim): the default and the no-state conditioning trained without the neutral triplets of half of the
 training molecules, then asked for exactly those triplets. Stores are cached in --data.
+
+`--peers` adds rows of other packages trained by their own trainers on the default row's train/val/test molecules,
+each for the wall-clock time the default row trained (or --peer-minutes), in side environments (bench/peers.py:
+torchmd-net 3.1 TensorNet with `--charge`, MACE with total charge and spin embeddings). Every row also gives its
+training throughput: training conformers times completed epochs per second of training.
 """
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -33,6 +40,7 @@ from tnq_model.config import TrainConfig, resolve_config
 from tnq_model.data import StoreBatches
 from tnq_model.evaluate import Predictions, error_metrics, predict
 from tnq_model.nn.errors import ModelInputError
+from tnq_model.rundir import read_metrics
 from tnq_model.setup import new_splits
 from tnq_model.splits import conformer_mask, load_splits
 from tnq_model.train import train
@@ -98,6 +106,22 @@ def make_config(flat: dict[str, Any], store: Path, out: Path) -> TrainConfig:
     return resolve_config(None, {**nested(flat), "store": store, "out": out})
 
 
+def _peers():
+    """bench/peers.py (not on sys.path when this file is imported by path)."""
+    spec = importlib.util.spec_from_file_location("peers", Path(__file__).with_name("peers.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def throughput(run: Path) -> dict[str, float]:
+    """Training seconds (the sum of the run's epoch times), epochs and training conformers per second."""
+    epochs = read_metrics(run / "metrics.csv")
+    n_train = json.loads((run / "data.json").read_text())["conformers"]["train"]
+    seconds = sum(epoch["seconds"] for epoch in epochs)
+    return {"train_seconds": seconds, "epochs": len(epochs), "conformers_per_s": len(epochs) * n_train / seconds}
+
+
 def predictions(run: Path, store_path: Path, molecules: np.ndarray | None = None) -> Predictions:
     """Predictions of the run's best checkpoint on `molecules` of a store (every conformer when None)."""
     store = open_store(store_path)
@@ -117,6 +141,7 @@ def state_metrics(pred: Predictions) -> dict[str, Any]:
 
 
 METRICS = ("energy_mae_meV", "force_mae_meV_per_A", "energy_mae_meV_by_state")
+THROUGHPUT = ("train_seconds", "epochs", "conformers_per_s")
 
 
 def run_one(name: str, flat: dict[str, Any], store: Path, runs: Path,
@@ -133,10 +158,11 @@ def run_one(name: str, flat: dict[str, Any], store: Path, runs: Path,
         key = json.dumps(config.model_dump(mode="json", exclude={"out"}), sort_keys=True)
         if done is not None and key in done:
             same = done[key]
-            return {**row, **{k: same[k] for k in METRICS}, "run": same["run"], "same_as": same["name"], "seconds": 0.0}
+            return {**row, **{k: same[k] for k in METRICS + THROUGHPUT}, "run": same["run"], "same_as": same["name"],
+                    "seconds": 0.0}
         train(config)
         test = load_splits(runs / name / "splits.npz")["test"]
-        row.update(state_metrics(predictions(runs / name, store, test)))
+        row.update(state_metrics(predictions(runs / name, store, test)), **throughput(runs / name))
     except (TnqError, ModelInputError) as err:  # a config tnq refuses, with its one-line reason
         row["refused"] = str(err)
     except Exception as err:  # a broken row (e.g. a config key mid-change) must not end the bench
@@ -216,7 +242,7 @@ def fmt(value: float | None, width: int = 8) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     states = [f"{q},{m}" for q, m in STATES]
     print(f"\n{'run':26s} {'E meV':>8s} {'F meV/Å':>8s} " + " ".join(f"{'E(' + s + ')':>8s}" for s in states)
-          + f" {'seconds':>8s}")
+          + f" {'seconds':>8s} {'train s':>8s} {'epochs':>6s} {'conf/s':>8s}")
     for row in rows:
         if "energy_mae_meV" not in row:
             why = f"refused: {row['refused']}" if "refused" in row else f"FAILED: {row['failed']}"
@@ -225,6 +251,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         by_state = row["energy_mae_meV_by_state"]
         print(f"{row['name']:26s} {fmt(row['energy_mae_meV'])} {fmt(row['force_mae_meV_per_A'])} "
               + " ".join(fmt(by_state.get(s)) for s in states) + f" {fmt(row['seconds'])}"
+              + f" {fmt(row.get('train_seconds'))} {row.get('epochs', '-'):>6} {fmt(row.get('conformers_per_s'))}"
               + (f"  (= {row['same_as']})" if "same_as" in row else ""))
 
 
@@ -238,8 +265,11 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     for other in ("none", "charge-only"):
         if other in done:
             out[f"{other}/default energy"] = done[other]["energy_mae_meV"] / default["energy_mae_meV"]
+    for row in done.values():
+        if "peer" in row:
+            out[f"{row['name']}/default energy"] = row["energy_mae_meV"] / default["energy_mae_meV"]
     weighted = [row["force_mae_meV_per_A"] for row in done.values()
-                if row["loss"]["force_weight"] > row["loss"]["energy_weight"]]
+                if "loss" in row and row["loss"]["force_weight"] > row["loss"]["energy_weight"]]
     if weighted:
         out["default force / best force-weighted force"] = default["force_mae_meV_per_A"] / min(weighted)
     return out
@@ -285,7 +315,11 @@ def main() -> None:
                              "e.g. e100:loss.energy_weight=100,loss.force_weight=1 (repeatable)")
     parser.add_argument("--only", help="comma-separated row names to run (heldout: the held-out check)")
     parser.add_argument("--no-heldout", action="store_true", help="skip the held-out spin-state check")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (also of the peers)")
+    parser.add_argument("--peers", help="comma-separated peer rows after the tnq rows: torchmdnet, mace (needs the "
+                                        "default row; side environments, see bench/peers.py)")
+    parser.add_argument("--peer-minutes", type=float,
+                        help="wall-clock training budget of each peer (default: the default row's training time)")
     parser.add_argument("--json", help="write the results as JSON to this path")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
@@ -300,6 +334,12 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     if only and only - set(rows_spec) - {"heldout"}:
         raise SystemExit(f"unknown rows {sorted(only - set(rows_spec))}; choose from {sorted(rows_spec)} or heldout")
+    peers = _peers() if args.peers else None
+    peer_names = args.peers.split(",") if args.peers else []
+    if peers and set(peer_names) - set(peers.VENVS):
+        raise SystemExit(f"unknown --peers {sorted(set(peer_names) - set(peers.VENVS))}; choose from {sorted(peers.VENVS)}")
+    if peers and only is not None and "default" not in only:
+        raise SystemExit("--peers trains on the default row's splits: add default to --only")
 
     store = data_paths(args, "states")
     ensure_store(store, lambda p: write_states_store(p, STATE_SMILES[:args.molecules], args.geometries, seed=args.seed))
@@ -319,6 +359,16 @@ def main() -> None:
     for name, overrides in rows_spec.items():
         if only is None or name in only:
             rows.append(run_one(name, {**base, **overrides, **args.extra}, store, runs, done))
+            report_row(rows[-1])
+    default = next((row for row in rows if row["name"] == "default"), None)
+    if peers and (default is None or "train_seconds" not in default):
+        print("peers skipped: the default row did not train")
+    elif peers:
+        seconds = 60 * args.peer_minutes if args.peer_minutes else default["train_seconds"]
+        run = Path(default["run"])
+        for name in peer_names:
+            rows.append(peers.run_peer(name, store, run, seconds, peers.model_sizes(run), runs / f"peer-{name}",
+                                       args.threads))
             report_row(rows[-1])
     print_table(rows)
     ratios = summary(rows)
