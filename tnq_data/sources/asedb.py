@@ -101,7 +101,7 @@ def _in_background(func: Callable[[], Any]) -> Future:
     def run() -> None:
         try:
             future.set_result(func())
-        except BaseException as err:  # handed to whoever asks for the result
+        except Exception as err:  # noqa: BLE001  handed to whoever asks for the result
             future.set_exception(err)
 
     threading.Thread(target=run, name="tnq-asedb-inputs", daemon=True).start()

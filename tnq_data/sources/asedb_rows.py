@@ -139,7 +139,8 @@ def _read_lmdb(path: Path, ids: np.ndarray) -> Iterator[Row]:
                 record = _lmdb_json(txn, str(row_id), path)
                 if record is None:
                     raise TnqError(f"{path}: row {row_id} is missing; the file may be damaged")
-                yield Row(row_id, record["numbers"], record["positions"], stored_flat(record.get("pbc", False), "bool")[1],
+                pbc = stored_flat(record.get("pbc", False), "bool")[1]
+                yield Row(row_id, record["numbers"], record["positions"], pbc,
                           {key: record[key] for key in CALCULATOR_KEYS if key in record},
                           record.get("key_value_pairs", {}), record.get("data") or {})
     finally:
