@@ -15,9 +15,9 @@ which predicts the test file with MACE's ASE calculator, its total charge and sp
 specification, so every frame gets charge 0 and spin 1.)
 """
 
-import json
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,8 @@ FORMAT, SUFFIX = "extxyz", ".xyz"
 NAME = "mace_peer"
 #: MACE's checkpoint files: "<name>_run-<seed>_epoch-<epoch>.pt" (the epoch counts from 0).
 CHECKPOINT = re.compile(r"_epoch-(\d+)\.pt$")
+#: MACE's log line after each epoch's validation: "2026-12-01 21:07:57.829 INFO: Epoch 0: head: Default, ...".
+EPOCH_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) INFO: Epoch (\d+):")
 #: The state embeddings: categorical per graph; `offset` moves total charges -100..100 to classes 0..200.
 EMBEDDINGS = {"total_charge": {"type": "categorical", "per": "graph", "num_classes": 201, "offset": 100, "emb_dim": 16},
               "total_spin": {"type": "categorical", "per": "graph", "num_classes": 101, "emb_dim": 16}}
@@ -37,11 +39,13 @@ def latest_epoch(names: list[str]) -> int | None:
     return max(epochs) if epochs else None
 
 
-def completed_epochs(lines: list[str]) -> int:
-    """Epochs MACE validated, from the JSON lines of its results file (mode "eval" with an epoch)."""
-    epochs = [row["epoch"] for row in map(json.loads, filter(str.strip, lines))
-              if row.get("mode") == "eval" and row.get("epoch") is not None]
-    return max(epochs) + 1 if epochs else 0
+def epoch_ends(lines: list[str]) -> dict[int, float]:
+    """Epoch -> the time (s since the epoch of the clock, local time) MACE logged its validation, from its log."""
+    ends = {}
+    for line in lines:
+        if m := EPOCH_LINE.match(line):
+            ends[int(m.group(2))] = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    return ends
 
 
 def _train_args(work: Path, files: dict[str, Path], model: dict) -> list[str]:
@@ -61,11 +65,10 @@ def command(python: Path, work: Path, files: dict[str, Path], sizes: dict[str, i
 
 
 def progress(work: Path) -> tuple[int, float | None]:
-    """(epochs completed, the time stamp of the last one: when MACE wrote its results file; None before any)."""
-    results = sorted((work / "results").glob(f"{NAME}*_train.txt"))
-    if not results:
-        return 0, None
-    return completed_epochs(results[0].read_text().splitlines()), results[0].stat().st_mtime
+    """(epochs completed, the time stamp of the last one: its validation line in MACE's log; None before any)."""
+    log = work / "logs" / f"{NAME}_run-0.log"
+    ends = epoch_ends(log.read_text().splitlines()) if log.is_file() else {}
+    return (max(ends) + 1, ends[max(ends)]) if ends else (0, None)
 
 
 def finish(python: Path, work: Path, files: dict[str, Path], model: dict) -> list[list[str]]:

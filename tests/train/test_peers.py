@@ -3,10 +3,10 @@ error figures against hand-computed values, the reading of the peers' own output
 and the wall-clock limit on a real process group."""
 
 import importlib.util
-import json
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -84,13 +84,18 @@ def test_fitted_atomref_recovers_per_element_energies(tmp_path):
     assert not atomref[[0, 2, 7, 99]].any()
 
 
-def test_mace_epochs_and_checkpoints_as_mace_writes_them():
-    lines = [json.dumps({"loss": 18.3, "mode": "eval", "epoch": None, "head": "Default"}),
-             json.dumps({"loss": 9.0, "mode": "opt", "epoch": 0}),
-             json.dumps({"loss": 7.1, "mode": "eval", "epoch": 0, "head": "Default"}),
-             json.dumps({"loss": 6.5, "mode": "eval", "epoch": 1, "head": "Default"}), ""]
-    assert mace.completed_epochs(lines) == 2
-    assert mace.completed_epochs(lines[:2]) == 0
+def test_mace_epochs_and_checkpoints_as_mace_writes_them(tmp_path):
+    log = ["2026-12-01 21:06:21.751 INFO: Initial: head: Default, loss=18.29300880, MAE_E= 5421.72 meV",
+           "2026-12-01 21:07:57.829 INFO: Epoch 0: head: Default, loss=8.06644058, MAE_E= 3479.95 meV",
+           "2026-12-01 21:09:28.204 INFO: Epoch 1: head: Default, loss=5.96681976, MAE_E= 2724.45 meV",
+           "2026-12-01 21:09:30.000 INFO: Epoch 1 something else"]
+    ends = mace.epoch_ends(log)
+    assert sorted(ends) == [0, 1] and ends[1] - ends[0] == pytest.approx(90.375)
+    assert ends[0] == pytest.approx(datetime(2026, 12, 1, 21, 7, 57, 829000).timestamp())
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "mace_peer_run-0.log").write_text("\n".join(log) + "\n")
+    assert mace.progress(tmp_path) == (2, ends[1])
+    assert mace.progress(tmp_path / "nowhere") == (0, None)
     assert mace.latest_epoch(["mace_peer_run-0_epoch-3.pt", "mace_peer_run-0_epoch-12.pt", "notes.txt"]) == 12
     assert mace.latest_epoch([]) is None
 
