@@ -126,3 +126,14 @@ def test_missing_side_environment_gives_a_failed_row(tmp_path, monkeypatch):
     monkeypatch.setitem(peers.VENVS, "mace", tmp_path / "no-venv")
     row = peers.run_peer("mace", tmp_path / "store", tmp_path / "run", 1.0, {}, tmp_path / "work")
     assert "no side environment" in row["failed"] and str(tmp_path / "no-venv") in row["failed"]
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--peers", "torchmdnet,schnet"], "unknown --peers ['schnet']; choose from ['mace', 'torchmdnet']"),
+    (["--peers", "mace", "--only", "none"], "--peers trains on the default row's splits: add default to --only"),
+])
+def test_bench_states_refuses_bad_peer_flags_before_any_work(tmp_path, flags, message):
+    done = subprocess.run([sys.executable, str(BENCH / "bench_states.py"), "--data", str(tmp_path / "data"), *flags],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1] == message
+    assert not (tmp_path / "data").exists()
