@@ -101,7 +101,10 @@ class _Columns:
         self.z, self.pos, self.forces, self.n_atoms = [], [], [], []
         self.energy, self.charge, self.multiplicity, self.groups = [], [], [], []
         self.charges = {scheme: [] for _, scheme in keys.charges}
-        self.rows: list[tuple[Path, int]] = []
+        # the file and id of each row, as two lists: a tuple per row would outlive the row and make the
+        # garbage collector walk a block's worth of them again and again
+        self.paths: list[Path] = []
+        self.ids: list[int] = []
 
     def add(self, path: Path, row: Row) -> None:
         keys, at = self.keys, where(path, row.id)
@@ -135,7 +138,12 @@ class _Columns:
         self.pos += pos
         self.n_atoms.append(n)
         self.energy.append(float(energy))
-        self.rows.append((path, row.id))
+        self.paths.append(path)
+        self.ids.append(row.id)
+
+    def where(self, i: int) -> str:
+        """The file and id of the i-th row, for messages."""
+        return where(self.paths[i], self.ids[i])
 
     def check_spin(self, offsets: np.ndarray, z: np.ndarray) -> None:
         """The first row whose multiplicity its electron count cannot have stops the import (whole block at once)."""
@@ -144,29 +152,28 @@ class _Columns:
         if len(bad):
             i = int(bad[0])
             electrons = int(z[offsets[i]:offsets[i + 1]].sum()) - int(charge[i])
-            raise spin_parity_error(where(*self.rows[i]), electrons, int(charge[i]), int(multiplicity[i]),
+            raise spin_parity_error(self.where(i), electrons, int(charge[i]), int(multiplicity[i]),
                                     f"fix '{self.keys.charge_key}'/'{self.keys.spin_key}' (the multiplicity 2S+1)")
 
 
 def _molecules(columns: _Columns, z: np.ndarray, offsets: np.ndarray) -> tuple[dict, np.ndarray]:
     """Molecule columns and conformers per molecule: one per row, or runs of equal molecule keys (the rows
     arrive grouped) whose atoms must agree."""
-    rows = columns.rows
+    names = [path.name for path in columns.paths]
     if columns.keys.molecule_key is None:
-        return ({"smiles": np.full(len(rows), "", dtype=object),
-                 "subset": np.array([path.name for path, _ in rows], dtype=object),
-                 "source_id": np.array([f"{path.name}:{row_id}" for path, row_id in rows], dtype=object)},
-                np.ones(len(rows), dtype=np.int64))
+        return ({"smiles": np.full(len(names), "", dtype=object), "subset": np.array(names, dtype=object),
+                 "source_id": np.array([f"{name}:{row_id}" for name, row_id in zip(names, columns.ids)], dtype=object)},
+                np.ones(len(names), dtype=np.int64))
     texts = [str(group) for group in columns.groups]
     starts = np.flatnonzero([i == 0 or texts[i] != texts[i - 1] for i in range(len(texts))])
     for first, stop in zip(starts, [*starts[1:], len(texts)]):
         reference = z[offsets[first]:offsets[first + 1]]
         for i in range(first + 1, stop):
             if not np.array_equal(z[offsets[i]:offsets[i + 1]], reference):
-                raise TnqError(f"{where(*rows[i])}: its atoms differ from those of {where(*rows[first])} with the same"
-                               " molecule key; give different molecules different keys")
+                raise TnqError(f"{columns.where(i)}: its atoms differ from those of {columns.where(first)} with the"
+                               " same molecule key; give different molecules different keys")
     molecule = {"smiles": np.full(len(starts), "", dtype=object),
-                "subset": np.array([rows[i][0].name for i in starts], dtype=object),
+                "subset": np.array([names[i] for i in starts], dtype=object),
                 "source_id": np.array([texts[i] for i in starts], dtype=object)}
     return molecule, np.diff(np.append(starts, len(texts)))
 
@@ -211,4 +218,4 @@ def read_block(paths: tuple[str, ...], files: np.ndarray, ids: np.ndarray, keys:
 
 def _per_atom_column(flat: list, shape: tuple) -> np.ndarray:
     """float32 (atoms, *shape) from the flat float64 values of a block (rounded once, from float64)."""
-    return np.array(flat, dtype=np.float64).astype(np.float32).reshape(-1, *shape)
+    return np.fromiter(flat, dtype=np.float64, count=len(flat)).astype(np.float32).reshape(-1, *shape)
