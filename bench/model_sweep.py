@@ -5,9 +5,11 @@ Cases: 32 drug-like molecules; batches of compact random clusters of 50, 100, 20
 atoms. Per case: median ms of energy+forces and of a force-training step (energy, forces with create_graph,
 backward; bench_model.make_steps), tnq and torchmd-net alternating in this process so that load changes hit
 both alike, and their ratio. Memory: each (case, model) runs one training step in a fresh subprocess (the
-same interpreter) that reports its resident set just before the steps (/proc/self/statm) and its peak
-(getrusage ru_maxrss); the step's peak is the difference, so import and input sizes (torchmd-net imports more)
-do not count. torchmd-net rows appear when it is importable (run with an interpreter that has it).
+same interpreter) that resets its peak resident set just before the step (writing 5 to /proc/self/clear_refs)
+and reads it after (VmHWM in /proc/self/status; getrusage's ru_maxrss would not do: Linux carries the parent's
+peak into a forked child); the step's peak is that minus the resident set before the step, so imports and
+inputs (torchmd-net imports more) do not count. torchmd-net rows appear when it is importable (run with an
+interpreter that has it). Linux only.
 
     python bench/model_sweep.py --threads 1
     python bench/model_sweep.py --big-molecule 2000     # a training step of one 2,000-atom molecule: peak RSS
@@ -17,7 +19,6 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -81,10 +82,16 @@ def candidates(inputs: Inputs, dtype: torch.dtype, models: tuple[str, ...]) -> d
     return found
 
 
-def resident_kib() -> int:
-    """This process's resident set now, KiB (Linux)."""
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+def resident_kib(field: str = "VmRSS") -> int:
+    """This process's resident set now ("VmRSS") or its peak since the last reset ("VmHWM"), KiB (Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def reset_peak_resident() -> None:
+    """Start VmHWM again from the current resident set (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
 
 
 def probe(case: str, model: str, dtype: str) -> dict:
@@ -96,10 +103,11 @@ def probe(case: str, model: str, dtype: str) -> dict:
         return {"available": False}
     energy_fn, params = found[model]
     _, training = bench_model().make_steps(energy_fn, inputs[1], params)
+    reset_peak_resident()
     before = resident_kib()
     start = time.perf_counter()
     training()
-    return {"available": True, "before_kib": before, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    return {"available": True, "before_kib": before, "peak_kib": resident_kib("VmHWM"),
             "seconds": time.perf_counter() - start, "atoms": len(inputs[0])}
 
 
@@ -114,8 +122,9 @@ def step_mib(result: dict) -> float:
     return (result["peak_kib"] - result["before_kib"]) / 1024
 
 
-def sweep(threads: int, repeats: int, warmup: int, dtype: str) -> None:
-    """Print the size-sweep table: times (this process) and training-step memory (subprocesses) per case."""
+def sweep(threads: int, repeats: int, warmup: int, dtype: str, times: bool = True) -> None:
+    """Print the size-sweep table: times (this process; skipped unless `times`) and training-step memory
+    (subprocesses) per case."""
     bm = bench_model()
     torch_dtype = getattr(torch, dtype)
     cases = ["molecules"] + [f"cluster{n}" for n in CLUSTERS] + ["mixed"]
@@ -128,8 +137,8 @@ def sweep(threads: int, repeats: int, warmup: int, dtype: str) -> None:
         inputs = case_inputs(case, torch_dtype)
         found = candidates(inputs, torch_dtype, ("tnq", "torchmd-net"))
         steps = {name: bm.make_steps(fn, inputs[1], params) for name, (fn, params) in found.items()}
-        cells = [case, str(len(inputs[0]))]
-        for kind in range(2):
+        cells = [case, str(len(inputs[0]))] + ([] if times else ["-"] * 6)
+        for kind in range(2 if times else 0):
             times = bm.median_seconds({n: pair[kind] for n, pair in steps.items()}, warmup, repeats, torch.device("cpu"))
             cells += _triple(1000 * times["tnq"], 1000 * times["torchmd-net"] if "torchmd-net" in times else None)
         memory = {name: probe_in_subprocess(case, name, dtype, threads) for name in found}
@@ -167,6 +176,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--big-molecule", type=int, default=0, metavar="ATOMS",
                         help="instead of the sweep: peak RSS of a training step on one compact molecule of ATOMS atoms")
+    parser.add_argument("--memory-only", action="store_true", help="the sweep's memory columns only (no timing)")
     parser.add_argument("--probe", nargs=2, metavar=("CASE", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -175,7 +185,7 @@ def main() -> None:
     elif args.big_molecule:
         big_molecule(args.big_molecule, args.dtype, args.threads)
     else:
-        sweep(args.threads, args.repeats, args.warmup, args.dtype)
+        sweep(args.threads, args.repeats, args.warmup, args.dtype, times=not args.memory_only)
 
 
 if __name__ == "__main__":
