@@ -122,12 +122,14 @@ def step_mib(result: dict) -> float:
     return (result["peak_kib"] - result["before_kib"]) / 1024
 
 
-def sweep(threads: int, repeats: int, warmup: int, dtype: str, times: bool = True) -> None:
-    """Print the size-sweep table: times (this process; skipped unless `times`) and training-step memory
-    (subprocesses) per case."""
+CASES = ("molecules", *(f"cluster{n}" for n in CLUSTERS), "mixed")
+
+
+def sweep(threads: int, repeats: int, warmup: int, dtype: str, times: bool = True, cases: tuple = CASES) -> None:
+    """Print the size-sweep table of `cases`: times (this process; skipped unless `times`) and training-step
+    memory (subprocesses)."""
     bm = bench_model()
     torch_dtype = getattr(torch, dtype)
-    cases = ["molecules"] + [f"cluster{n}" for n in CLUSTERS] + ["mixed"]
     print(f"C={bm.HIDDEN}, {bm.LAYERS} layers, {bm.RBF} rbf, cutoff {bm.CUTOFF} Å, {dtype}, CPU, {threads} thread(s), "
           f"median of {repeats}; load average at start {os.getloadavg()[0]:.1f}")
     header = ("case", "atoms", "e+f tnq", "e+f tmd", "ratio", "train tnq", "train tmd", "ratio", "MiB tnq", "MiB tmd",
@@ -177,15 +179,20 @@ def main() -> None:
     parser.add_argument("--big-molecule", type=int, default=0, metavar="ATOMS",
                         help="instead of the sweep: peak RSS of a training step on one compact molecule of ATOMS atoms")
     parser.add_argument("--memory-only", action="store_true", help="the sweep's memory columns only (no timing)")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     parser.add_argument("--probe", nargs=2, metavar=("CASE", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    unknown = set(args.cases.split(",")) - set(CASES)
+    if unknown:
+        parser.error(f"--cases: unknown {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}")
     torch.set_num_threads(args.threads)
     if args.probe:
         print(json.dumps(probe(*args.probe, args.dtype)))
     elif args.big_molecule:
         big_molecule(args.big_molecule, args.dtype, args.threads)
     else:
-        sweep(args.threads, args.repeats, args.warmup, args.dtype, times=not args.memory_only)
+        sweep(args.threads, args.repeats, args.warmup, args.dtype, times=not args.memory_only,
+              cases=tuple(args.cases.split(",")))
 
 
 if __name__ == "__main__":
