@@ -7,8 +7,9 @@ fresh process with the real training code: `prepare_data` (splits, usable confor
 (references and scales fitted on the training split), `Trainer` and the first batch of its training loader:
 that sum is the time to first batch. Then `Trainer.train_epoch` with its real loader, loss, AdamW and EMA,
 stopped after --steps batches (a full epoch of a 1M store takes hours on a CPU): conformers/s of those
-batches, and the epoch time extrapolated from them. Peak RSS: getrusage ru_maxrss of the measuring process
-(and of its loader workers, RUSAGE_CHILDREN) after each phase.
+batches, and the epoch time extrapolated from them. Peak RSS: VmHWM of the measuring process after each
+phase (Linux; fresh at its exec, unlike ru_maxrss, which Linux carries over from the parent); loader workers
+(--num-workers > 0) are separate processes and not counted.
 
     python bench/bench_scale.py                                   # 1,000,000 and 100,000 conformers
     python bench/bench_scale.py --conformers 200000 --compare 20000 --steps 30   # a quick run
@@ -18,7 +19,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -73,10 +73,10 @@ def write_synthetic_store(path: Path, conformers: int, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def peak_mib() -> dict[str, float]:
-    """Peak RSS so far, MiB: of this process and of its largest finished child (loader workers)."""
-    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+def peak_mib() -> float:
+    """Peak RSS of this process so far, MiB (VmHWM, Linux)."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
 
 
 class PartialEpoch(Trainer):
@@ -138,8 +138,7 @@ def report(result: dict) -> None:
                                                "ok" if first < FIRST_BATCH_GOAL_S else "OVER"))
     print(f"  training, loader included: {result['conformers_per_s']:.0f} conformers/s over {result['steps']} "
           f"batches; a full epoch extrapolated: {epoch_s / 60:.1f} min")
-    print("  peak RSS, MiB (this process / loader workers): " + ", ".join(
-        f"after {phase} {value['self']:.0f} / {value['children']:.0f}" for phase, value in rss.items()))
+    print("  peak RSS, MiB: " + ", ".join(f"after {phase} {value:.0f}" for phase, value in rss.items()))
 
 
 def main() -> None:
