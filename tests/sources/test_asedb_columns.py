@@ -1,13 +1,16 @@
 """import_asedb builds a block's columns from the decoded rows without per-row arrays: values stored in any
 form (ase-JSON float64 or float32 arrays, plain lists) give the same columns, checked against numpy on the
-values written; and the inputs' sha256, read in a background thread, is the file's (hashlib)."""
+values written; the inputs' sha256, read in a background thread, is the file's (hashlib), and a changed input is
+still refused before anything is committed."""
 
 import hashlib
 
 import numpy as np
+import pytest
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
+from tnq_core.errors import TnqError
 from tnq_data.sources.asedb import import_asedb
 from tnq_data.store import open_store
 
@@ -52,3 +55,14 @@ def test_provenance_has_the_sha256_of_each_input(tmp_path):
     inputs = open_store(tmp_path / "s").manifest["provenance"]["inputs"]
     assert [entry["sha256"] for entry in inputs] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     assert [entry["name"] for entry in inputs] == ["a.aselmdb", "b.aselmdb"]
+
+
+def test_an_input_changed_since_its_download_is_refused_before_anything_is_committed(tmp_path):
+    from tnq_data.sources.checksums import write_record
+
+    rng = np.random.default_rng(6)
+    path = write_lmdb(tmp_path / "c.aselmdb", [(water(rng), rng.normal(size=(3, 3)), rng.normal(size=3))])
+    write_record(path, hashlib.sha256(b"the file as it was downloaded").hexdigest())
+    with pytest.raises(TnqError, match=r"c.aselmdb: its sha256 .* changed since"):
+        import_asedb([path], tmp_path / "s")
+    assert not (tmp_path / "s" / "HEAD").exists()
