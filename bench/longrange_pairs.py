@@ -144,7 +144,8 @@ def monomer_batch(monomer: Monomer) -> MoleculeBatch:
                       ("separation", "interaction_energy", "interaction_coulomb", "fragment_charge")},
                    "fragment_atoms": np.zeros(n, np.int64)},
         atom={"z": np.tile(monomer.z, n), "pos": monomer.copies.reshape(-1, 3),
-              "forces": monomer.forces.reshape(-1, 3).astype(np.float32)},
+              "forces": monomer.forces.reshape(-1, 3).astype(np.float32),
+              "charges/gfn2": monomer.atom_charges.reshape(-1).astype(np.float32)},
     )
 
 
@@ -176,7 +177,8 @@ def pair_batch(kind: str, a: Monomer, copy_a: int, b: Monomer, copy_b: int, rng:
                    "interaction_energy": energy - a.energy[copy_a] - b.energy[copy_b],
                    "interaction_coulomb": coulomb, "fragment_charge": atom_charges[:, :n_a].sum(axis=1),
                    "fragment_atoms": np.full(n, n_a, np.int64)},
-        atom={"z": np.tile(z, n), "pos": placed.reshape(-1, 3), "forces": forces.reshape(-1, 3).astype(np.float32)},
+        atom={"z": np.tile(z, n), "pos": placed.reshape(-1, 3), "forces": forces.reshape(-1, 3).astype(np.float32),
+              "charges/gfn2": atom_charges.reshape(-1).astype(np.float32)},
     )
 
 
