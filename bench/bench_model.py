@@ -118,7 +118,7 @@ def torchmdnet_energy(dtype: torch.dtype, device: torch.device) -> Optional[Call
 
     def energy(z, pos, batch, num_molecules):
         x = model(z, pos, batch)[0]
-        return torch.zeros(num_molecules, dtype=dtype, device=device).index_add(0, batch, head(x).squeeze(-1))
+        return torch.zeros(num_molecules, dtype=dtype, device=device).index_add(0, batch, head(x).squeeze(-1).to(dtype))
 
     energy.parameters = list(model.parameters()) + list(head.parameters())
     return energy
