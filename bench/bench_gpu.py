@@ -22,33 +22,24 @@ torchmd-net's own trainer (Lightning, HDF5 datasets) is not run: its rows are mo
 import argparse
 import contextlib
 import csv
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Self
 
 import torch
 
+import bench_model  # bench/ is on sys.path when a bench script runs (and in the tests: pytest pythonpath)
+import bench_scale
+import model_sweep
+
 ACCURACY_GOAL = 1e-3  # relative RMS force difference to strict float32
 CASES = ("molecules", "cluster300")
-
-
-def sibling(name: str) -> ModuleType:
-    """A module of bench/ (not a package, and not on sys.path when this file is imported by path)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @contextlib.contextmanager
@@ -81,7 +72,7 @@ def peak_step_mib(step: Callable[[], None], device: torch.device) -> float:
 
 def model_rows(device: torch.device, repeats: int) -> None:
     """Print part 1 (see the module docstring)."""
-    bm, sweep = sibling("bench_model"), sibling("model_sweep")
+    bm, sweep = bench_model, model_sweep
     for case in CASES:
         z, pos, batch, count = (t.to(device) if isinstance(t, torch.Tensor) else t
                                 for t in sweep.case_inputs(case, torch.float32))
@@ -119,7 +110,7 @@ def _in(mode: str, step: Callable[[], None]) -> Callable[[], None]:
 
 def gpu_candidates(z, batch, count, device: torch.device) -> dict[str, tuple[Callable, list]]:
     """tnq's and (when importable) torchmd-net's TensorNet on `device`, float32."""
-    bm = sibling("bench_model")
+    bm = bench_model
     from tnq_model import TensorNet
 
     torch.manual_seed(0)
@@ -177,7 +168,7 @@ class BusySampler:
 
 def epoch_row(store: Path, num_workers: int, batch_size: int) -> None:
     """Print part 2 (see the module docstring)."""
-    bm = sibling("bench_model")
+    bm = bench_model
     from tnq_core.progress import SILENT
     from tnq_model.config import ModelConfig, TrainConfig
     from tnq_model.distributed import init_distributed
@@ -203,7 +194,7 @@ def epoch_row(store: Path, num_workers: int, batch_size: int) -> None:
 
 def cli_row(store: Path, out: Path, num_workers: int, batch_size: int) -> None:
     """Print part 3 (see the module docstring)."""
-    bm = sibling("bench_model")
+    bm = bench_model
     config = out.parent / "gpu_bench.yaml"
     config.write_text(f"model:\n  hidden_channels: {bm.HIDDEN}\n  num_layers: {bm.LAYERS}\n  num_rbf: {bm.RBF}\n"
                       f"  cutoff: {bm.CUTOFF}\n")
@@ -242,7 +233,7 @@ def main() -> None:
         store = Path(tmp) / "store"
         if skip >= {"epoch", "cli"}:
             return
-        seconds = sibling("bench_scale").write_synthetic_store(store, args.conformers)
+        seconds = bench_scale.write_synthetic_store(store, args.conformers)
         print(f"\nsynthetic store: {args.conformers:,} SPICE-like conformers written in {seconds:.0f} s")
         if "epoch" not in skip:
             epoch_row(store, args.num_workers, args.batch_size)

@@ -17,13 +17,11 @@ are cached in --data; runs already in --runs are continued or just evaluated.
 """
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -41,19 +39,10 @@ from tnq_model.setup import new_splits
 from tnq_model.splits import conformer_mask, load_splits
 from tnq_model.train import train
 
-
-def _sibling(name: str) -> ModuleType:
-    """A module of bench/ (not a package, and not on sys.path when this file is imported by path)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+import bench_states  # bench/ is on sys.path when a bench script runs (and in the tests: pytest pythonpath)
+import longrange_pairs
 
 
-bench_states = _sibling("bench_states")
-longrange_pairs = _sibling("longrange_pairs")
 
 #: Models compared at the same budget: name -> (row label, model.physics, other config keys). Each adds terms to
 #: the one before; "zbl" is an extra step, "nonlocal-no-d4" the nonlocal model where D4's extra cannot be

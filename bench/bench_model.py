@@ -12,10 +12,8 @@ overhead of the charge+spin state over plain TensorNet (and of physical terms wi
 """
 
 import argparse
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -142,9 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.sweep:
-        spec = importlib.util.spec_from_file_location("model_sweep", Path(__file__).with_name("model_sweep.py"))
-        model_sweep = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(model_sweep)
+        import model_sweep  # bench/ is on sys.path when this runs as a script
         model_sweep.sweep(args.threads, args.repeats, args.warmup, args.dtype)
         return
     dtype, device = getattr(torch, args.dtype), torch.device(args.device)

@@ -11,24 +11,16 @@ per atom that stays flat as n grows; the exact one grows in proportion to n.
 """
 
 import argparse
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from tnq_model.nn.nonlocal_attention import NonlocalAttention
 from tnq_model.nn.tensornet import TensorNet
 
+import bench_model  # bench/ is on sys.path when a bench script runs (and in the tests: pytest pythonpath)
+
 SIZES = (50, 100, 200, 500, 1000, 2000)
-
-
-def bench_model_module():
-    """bench/bench_model.py (not a package): its clusters and its timer are reused here."""
-    spec = importlib.util.spec_from_file_location("bench_model", Path(__file__).with_name("bench_model.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def exact_attention(module: NonlocalAttention, features: torch.Tensor) -> torch.Tensor:
@@ -65,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    helpers = bench_model_module()
+    helpers = bench_model
     sizes = [int(size) for size in args.sizes.split(",")]
     torch.manual_seed(0)
     attention = NonlocalAttention(args.channels, args.features).to(device)

@@ -106,14 +106,6 @@ def make_config(flat: dict[str, Any], store: Path, out: Path) -> TrainConfig:
     return resolve_config(None, {**nested(flat), "store": store, "out": out})
 
 
-def _peers():
-    """bench/peers.py (not on sys.path when this file is imported by path)."""
-    spec = importlib.util.spec_from_file_location("peers", Path(__file__).with_name("peers.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def throughput(run: Path) -> dict[str, float]:
     """Training seconds (the sum of the run's epoch times), epochs and training conformers per second."""
     epochs = read_metrics(run / "metrics.csv")
@@ -334,7 +326,7 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     if only and only - set(rows_spec) - {"heldout"}:
         raise SystemExit(f"unknown rows {sorted(only - set(rows_spec))}; choose from {sorted(rows_spec)} or heldout")
-    peers = _peers() if args.peers else None
+    peers = importlib.import_module("peers") if args.peers else None
     peer_names = args.peers.split(",") if args.peers else []
     if peers and set(peer_names) - set(peers.VENVS):
         raise SystemExit(f"unknown --peers {sorted(set(peer_names) - set(peers.VENVS))}; choose from {sorted(peers.VENVS)}")

@@ -16,33 +16,22 @@ interpreter that has it). Linux only.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import torch
 
 from tnq_model import TensorNet
 
+import bench_model  # bench/ is on sys.path when a bench script runs (and in the tests: pytest pythonpath)
+
 Inputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]  # z, pos (Å), batch, number of molecules
 CLUSTERS = {50: 32, 100: 16, 200: 8, 300: 5, 500: 3}  # atoms per cluster: clusters per batch
 MEMORY_GOAL_GIB = 8.0
-
-
-def bench_model() -> ModuleType:
-    """bench/bench_model.py (not a package, and not on sys.path when this file is imported by path)."""
-    if "bench_model" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_model", Path(__file__).with_name("bench_model.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_model"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_model"]
 
 
 def merged(parts: list[Inputs]) -> Inputs:
@@ -57,7 +46,7 @@ def merged(parts: list[Inputs]) -> Inputs:
 def case_inputs(case: str, dtype: torch.dtype) -> Inputs:
     """The inputs of `case`: "molecules", "cluster<N>" (CLUSTERS[N] clusters, or one when N is not in CLUSTERS)
     or "mixed"."""
-    bm = bench_model()
+    bm = bench_model
     if case == "molecules":
         return (*bm.molecule_batch(32, dtype), 32)
     if case == "mixed":
@@ -69,7 +58,7 @@ def case_inputs(case: str, dtype: torch.dtype) -> Inputs:
 
 def candidates(inputs: Inputs, dtype: torch.dtype, models: tuple[str, ...]) -> dict[str, tuple[Callable, list]]:
     """name -> (energy of pos, parameters) of plain tnq TensorNet and, when importable, torchmd-net's."""
-    bm = bench_model()
+    bm = bench_model
     z, _, batch, count = inputs
     found = {}
     if "tnq" in models:
@@ -102,7 +91,7 @@ def probe(case: str, model: str, dtype: str) -> dict:
     if model not in found:
         return {"available": False}
     energy_fn, params = found[model]
-    _, training = bench_model().make_steps(energy_fn, inputs[1], params)
+    _, training = bench_model.make_steps(energy_fn, inputs[1], params)
     reset_peak_resident()
     before = resident_kib()
     start = time.perf_counter()
@@ -128,7 +117,7 @@ CASES = ("molecules", *(f"cluster{n}" for n in CLUSTERS), "mixed")
 def sweep(threads: int, repeats: int, warmup: int, dtype: str, times: bool = True, cases: tuple = CASES) -> None:
     """Print the size-sweep table of `cases`: times (this process; skipped unless `times`) and training-step
     memory (subprocesses)."""
-    bm = bench_model()
+    bm = bench_model
     torch_dtype = getattr(torch, dtype)
     print(f"C={bm.HIDDEN}, {bm.LAYERS} layers, {bm.RBF} rbf, cutoff {bm.CUTOFF} Å, {dtype}, CPU, {threads} thread(s), "
           f"median of {repeats}; load average at start {os.getloadavg()[0]:.1f}")

@@ -22,10 +22,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,16 +36,6 @@ MODULES = {"torchmdnet": "peer_torchmdnet", "mace": "peer_mace"}
 #: Row names in the bench table.
 LABELS = {"torchmdnet": "peer torchmd-net TensorNet", "mace": "peer MACE charge+spin"}
 SPLITS = ("train", "val", "test")
-
-
-def sibling(name: str) -> ModuleType:
-    """A module of bench/ (not a package, and not on sys.path when this file is imported by path)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def state_errors(energy_true: np.ndarray, energy_pred: np.ndarray, force_err: np.ndarray, total_charge: np.ndarray,
@@ -106,7 +94,7 @@ def run_peer(name: str, store: Path, run: Path, seconds: float, model: dict[str,
     python = VENVS[name] / "bin" / "python"
     if not python.exists():
         return {**row, "failed": f"no side environment {VENVS[name]} (see bench/peers.py for the commands)"}
-    peer = sibling(MODULES[name])
+    peer = importlib.import_module(MODULES[name])
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     log = work / "peer.log"

@@ -1,7 +1,7 @@
 """The long-range benchmark's geometry and figures (bench/longrange_pairs.py, bench/bench_longrange.py) against
 hand-computed values."""
 
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -17,14 +17,7 @@ COULOMB_EV_ANGSTROM = 1.602176634e-19 / (4 * np.pi * 8.8541878128e-12 * 1e-10)
 MASS_H, MASS_F = 1.008, 18.998
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"test_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("bench_longrange")
+bench = importlib.import_module("bench_longrange")  # bench/ is on the tests' path (pyproject.toml)
 pairs = bench.longrange_pairs
 
 

@@ -2,7 +2,7 @@
 error figures against hand-computed values, the reading of the peers' own output files as the peers write them,
 and the wall-clock limit on a real process group."""
 
-import importlib.util
+import importlib
 import subprocess
 import sys
 import time
@@ -16,14 +16,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"test_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peers, tmdnet, mace = _load("peers"), _load("peer_torchmdnet"), _load("peer_mace")
+# bench/ is on the tests' path (pyproject.toml)
+peers, tmdnet, mace = (importlib.import_module(name) for name in ("peers", "peer_torchmdnet", "peer_mace"))
 
 
 def test_state_errors_are_mean_absolute_errors_in_meV_per_state():
