@@ -18,7 +18,7 @@ from .potential import Potential
 from .references import fit_references
 from .splits import (conformer_mask, cover_training, molecule_elements, molecule_state_pairs, molecule_states,
                      split_molecules, spread_states)
-from .term_estimates import estimated_term_energies
+from .term_estimates import estimated_term_energies, estimates_any
 
 
 @dataclass
@@ -115,8 +115,8 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
 def _term_energies(model: TensorNet, store: Store, atom_rows: np.ndarray, z: np.ndarray, offsets: np.ndarray,
                    charge: np.ndarray) -> np.ndarray:
     """(C,) eV: the physical terms' energies of the training conformers, estimated before training (zeros
-    without terms; term_estimates.py)."""
-    if not model.terms.energy_terms:
+    without an estimated term, and then no positions are read; term_estimates.py)."""
+    if not estimates_any(model.terms):
         return np.zeros(len(charge))
     return estimated_term_energies(model.terms, z, store.column("pos")[atom_rows], offsets, charge)
 

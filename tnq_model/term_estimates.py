@@ -19,6 +19,11 @@ from .nn.physics import PhysicalTerms
 PAIRS_PER_CHUNK = 2_000_000
 
 
+def estimates_any(terms: PhysicalTerms) -> bool:
+    """Whether `terms` has a term whose energy is estimated here (ZBL or Coulomb; D4 is not)."""
+    return terms.zbl is not None or terms.coulomb is not None
+
+
 def estimated_term_energies(terms: PhysicalTerms, z: np.ndarray, pos: np.ndarray, atom_offset: np.ndarray,
                             total_charge: np.ndarray) -> np.ndarray:
     """(C,) float64 eV: the ZBL and Coulomb energies of `terms` that are on (zeros without them).
@@ -27,7 +32,7 @@ def estimated_term_energies(terms: PhysicalTerms, z: np.ndarray, pos: np.ndarray
     """
     n_atoms = np.diff(atom_offset)
     energy = np.zeros(len(n_atoms))
-    if terms.zbl is None and terms.coulomb is None:
+    if not estimates_any(terms):
         return energy
     charges = np.repeat(total_charge.astype(np.float64) / n_atoms, n_atoms)
     pairs = np.cumsum(n_atoms * (n_atoms - 1) // 2)

@@ -154,7 +154,8 @@ class TensorNet(nn.Module):
         partial_charges: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """The parts of the energy, arguments as :meth:`forward`: ``"network"`` (B,) always; with the
-        physical terms on, ``"charges"`` (N,) e in the atom order of ``z``, ``"coulomb"`` and ``"zbl"`` (B,) eV.
+        physical terms on, ``"charges"`` (N,) e in the atom order of ``z``, ``"coulomb"``, ``"zbl"`` and ``"d4"``
+        (B,) eV.
         """
         num_molecules = int(batch.max()) + 1
         # With learned charges the total charge is needed even when the network is not conditioned on it.
