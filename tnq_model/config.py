@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from tnq_core.errors import TnqError
 from tnq_core.validation import first_problem
 
+from .nn.d4 import DEFAULT_FUNCTIONAL
 from .nn.physics import validate_physics
 from .nn.state import MOLECULE_STATES, PARTIAL_CHARGE_PREFIX
 
@@ -37,7 +38,15 @@ class ModelConfig(_Section):
     #: Physical terms added to the network (docs/model.md, "Physical terms"); "coulomb" and "d4" add "charges".
     physics: Annotated[list[Literal["charges", "coulomb", "zbl", "d4", "nonlocal"]],
                        AfterValidator(lambda names: list(validate_physics(names)))] = []
+    #: Functional whose D4 damping parameters the "d4" term uses (dftd4's table; SPICE's ωB97M by default).
+    d4_functional: str = DEFAULT_FUNCTIONAL
     dtype: Literal["float32", "float64"] = "float32"
+
+    @model_validator(mode="after")
+    def _functional_needs_d4(self) -> "ModelConfig":
+        if self.d4_functional != DEFAULT_FUNCTIONAL and "d4" not in self.physics:
+            raise ValueError(f"d4_functional {self.d4_functional!r} needs d4 in model.physics; add it or drop the key")
+        return self
 
 
 class LossConfig(_Section):

@@ -16,7 +16,7 @@ from tnq_core.errors import TnqError
 from tnq_model import Potential, load, save_checkpoint
 from tnq_model.checkpoint import FORMAT, FORMAT_VERSION, load_potential
 from tnq_model.export import export_torchscript
-from tnq_model.nn.d4 import D4Dispersion
+from tnq_model.nn.d4 import D4Dispersion, size_groups
 from tnq_model.nn.errors import ModelInputError
 
 #: Total charges of the conftest molecules (ethanol, benzoate, isopropylamine), then isopropylamine's cation.
@@ -211,3 +211,28 @@ def test_checkpoint_predictor_and_ase_carry_the_term(reference, make_model, mole
     with pytest.raises(TnqError, match="physics term 'd4' .* cannot be scripted") as err:
         export_torchscript(path, tmp_path / "model.ts")
     assert "\n" not in str(err.value) and not (tmp_path / "model.ts").exists()
+
+
+def test_size_groups_cover_each_molecule_once_within_the_growth_factor() -> None:
+    counts = torch.tensor([33, 24, 20, 39, 21, 31, 33, 28, 5, 6, 100, 0, 20])
+    groups = size_groups(counts, growth=1.2)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(counts)))
+    for rows in groups:
+        sizes = counts[rows]
+        assert sizes.max() <= 1.2 * sizes.min() or len(rows) == 1
+        assert int(sizes[-1]) == int(sizes.max())  # the last row is the largest: D4Dispersion cuts the group there
+    # Sorted sizes are split at each molecule beyond 1.2x its group's smallest: {0} {5, 6} {20, 20, 21, 24} ...
+    assert [counts[rows].tolist() for rows in groups] == [[0], [5, 6], [20, 20, 21, 24], [28, 31, 33, 33], [39], [100]]
+    assert len(size_groups(torch.full((64,), 30))) == 1
+
+
+def test_the_functional_is_a_model_key_that_checkpoints_carry(reference, make_model, four, tmp_path) -> None:
+    _, z, pos, batch = four
+    model = make_model(physics=["d4"], d4_functional="pbe0")
+    parts = model.energy_parts(z, pos, batch, CHARGES)
+    pbe0 = D4Dispersion("pbe0")(z, pos, batch, CHARGES, parts["charges"])
+    torch.testing.assert_close(parts["d4"], pbe0, rtol=1e-12, atol=1e-12)
+    assert (pbe0 - D4Dispersion()(z, pos, batch, CHARGES, parts["charges"])).abs().min() > 1e-5  # not ωB97M's
+    path = save_checkpoint(tmp_path / "pbe0.pt", Potential(model))
+    loaded = load_potential(path).model
+    torch.testing.assert_close(loaded.energy_parts(z, pos, batch, CHARGES)["d4"], pbe0, rtol=1e-12, atol=1e-12)

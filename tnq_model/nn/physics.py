@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from .charges import ChargeHead
 from .coulomb import DampedCoulomb
-from .d4 import D4Dispersion
+from .d4 import DEFAULT_FUNCTIONAL, D4Dispersion
 from .errors import ModelInputError
 from .zbl import ZBLRepulsion
 
@@ -44,11 +44,14 @@ class PhysicalTerms(nn.Module):
         channels: width C of the invariant atom features the charge head reads.
         cutoff: the model's neighbour cutoff r_c in Å. ZBL is switched off between r_c / 2 and r_c; the
             Coulomb damping ends between r_c / 4 and 3 r_c / 4 (SpookyNet's choices).
+        d4_functional: the functional whose D4 damping parameters the "d4" term uses (``D4Dispersion``).
     """
 
     energy_terms: List[str]
 
-    def __init__(self, physics: Sequence[str], channels: int, cutoff: float) -> None:
+    def __init__(
+        self, physics: Sequence[str], channels: int, cutoff: float, d4_functional: str = DEFAULT_FUNCTIONAL
+    ) -> None:
         super().__init__()
         names = validate_physics(physics)
         #: The terms that are on and give an energy, added to the network's in this order.
@@ -56,7 +59,7 @@ class PhysicalTerms(nn.Module):
         self.charge_head = ChargeHead(channels) if "charges" in names else None
         self.coulomb = DampedCoulomb(cutoff / 4, 3 * cutoff / 4) if "coulomb" in names else None
         self.zbl = ZBLRepulsion(cutoff, cutoff / 2, trainable=True) if "zbl" in names else None
-        self.d4 = D4Dispersion() if "d4" in names else None
+        self.d4 = D4Dispersion(d4_functional) if "d4" in names else None
 
     def forward(
         self, features: Tensor, z: Tensor, pos: Tensor, batch: Tensor, total_charge: Optional[Tensor]

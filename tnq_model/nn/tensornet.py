@@ -10,6 +10,7 @@ from .interaction import Interaction
 from .errors import ModelInputError
 from .neighbors import DENSE_MIN_FILL, EDGE_CHUNK, block_edges, molecule_blocks
 from .nonlocal_attention import NonlocalAttention
+from .d4 import DEFAULT_FUNCTIONAL
 from .physics import PhysicalTerms, validate_physics
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
@@ -47,6 +48,8 @@ class TensorNet(nn.Module):
             the learned charges; the ``d4`` extra) and ``"nonlocal"`` (linear-scaling attention
             over each molecule's atoms added to the final invariant atom features, which the energy and
             charge heads read; nn/nonlocal_attention.py). ``()`` is the network alone.
+        d4_functional: functional whose D4 damping parameters ``"d4"`` uses (a name of dftd4's table; the
+            default is SPICE's ωB97M); only allowed to differ from it with ``"d4"`` on.
         dtype: parameter dtype (float32 or float64).
 
     Attributes ``dense_min_fill`` and ``edge_chunk`` tune speed only, never results: molecule-size groups
@@ -69,15 +72,20 @@ class TensorNet(nn.Module):
         state_mode: str = "tensornet",
         lambda_mode: str = "channel",
         physics: Sequence[str] = (),
+        d4_functional: str = DEFAULT_FUNCTIONAL,
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         names = validate_state(state, state_mode, lambda_mode)
         terms = validate_physics(physics)
+        if d4_functional != DEFAULT_FUNCTIONAL and "d4" not in terms:
+            raise ModelInputError(
+                f"d4_functional={d4_functional!r} is set but physics {list(terms)} has no 'd4'; add d4 or drop it"
+            )
         self.hparams: Dict[str, Any] = dict(
             hidden_channels=hidden_channels, num_layers=num_layers, num_rbf=num_rbf, cutoff=cutoff,
             max_z=max_z, trainable_rbf=trainable_rbf, state=list(names), state_mode=state_mode,
-            lambda_mode=lambda_mode, physics=list(terms),
+            lambda_mode=lambda_mode, physics=list(terms), d4_functional=d4_functional,
         )
         self.cutoff = float(cutoff)
         self.dense_min_fill = DENSE_MIN_FILL
@@ -100,7 +108,7 @@ class TensorNet(nn.Module):
             for name in spooky
         ])
         self.readout = ScalarReadout(hidden_channels)
-        self.terms = PhysicalTerms(terms, hidden_channels, cutoff)
+        self.terms = PhysicalTerms(terms, hidden_channels, cutoff, d4_functional)
         # Built last: the modules above get the same initial weights whether it is on or off.
         self.nonlocal_attention = NonlocalAttention(hidden_channels) if "nonlocal" in terms else None
         self.to(dtype)
