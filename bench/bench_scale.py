@@ -13,6 +13,7 @@ phase (Linux; fresh at its exec, unlike ru_maxrss, which Linux carries over from
 
     python bench/bench_scale.py                                   # 1,000,000 and 100,000 conformers
     python bench/bench_scale.py --conformers 200000 --compare 20000 --steps 30   # a quick run
+    python bench/bench_scale.py --data /tmp/scale    # keep the stores there; a later run reuses them
 """
 
 import argparse
@@ -150,6 +151,8 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data", type=Path, help="folder to keep the stores in (store<conformers>) and reuse them "
+                        "from (default: a temporary folder)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -160,10 +163,10 @@ def main() -> None:
           f"workers; {args.device}, {args.threads} thread(s); load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         for conformers in (args.compare, args.conformers):
-            path = Path(tmp) / f"store{conformers}"
-            seconds = write_synthetic_store(path, conformers)
+            path = (args.data or Path(tmp)) / f"store{conformers}"
+            written = "reused" if path.exists() else f"wrote in {write_synthetic_store(path, conformers):.0f} s:"
             store = open_store(path)
-            print(f"\nwrote {len(store):,} conformers ({store.n_shards} shards) in {seconds:.0f} s")
+            print(f"\n{written} {len(store):,} conformers ({store.n_shards} shards) at {path}")
             report(measure_in_subprocess(path, args))
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 

@@ -27,21 +27,36 @@ class References:
     def energy(self, z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
                multiplicity: np.ndarray) -> np.ndarray:
         """(C,) reference energies (eV) of conformers with atoms z[atom_offset[c]:atom_offset[c+1]]."""
-        n_atoms = np.diff(atom_offset)
-        per_atom = self.atom_refs[z[atom_offset[0]:atom_offset[-1]]]
-        atoms = np.bincount(np.repeat(np.arange(len(n_atoms)), n_atoms), weights=per_atom, minlength=len(n_atoms))
-        return atoms + _offsets(self.charges, self.charge_offsets, total_charge) \
+        elements = np.unique(z[atom_offset[0]:atom_offset[-1]])
+        return self.counted_energy(element_counts(z, atom_offset, elements), elements, total_charge, multiplicity)
+
+    def counted_energy(self, counts: np.ndarray, elements: np.ndarray, total_charge: np.ndarray,
+                       multiplicity: np.ndarray) -> np.ndarray:
+        """(C,) reference energies (eV) of conformers with `counts` (C, E) atoms of each of `elements` (E,)."""
+        return counts @ self.atom_refs[elements] + _offsets(self.charges, self.charge_offsets, total_charge) \
             + _offsets(self.multiplicities, self.multiplicity_offsets, multiplicity)
 
 
 def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray) -> np.ndarray:
-    """(C, len(elements)) number of atoms of each element per conformer; z (A,), atom_offset (C+1,)."""
+    """(C, len(elements)) float64 number of atoms of each element per conformer; z (A,), atom_offset (C+1,);
+    `elements` sorted, holding every z read."""
     n_atoms = np.diff(atom_offset)
-    conformer = np.repeat(np.arange(len(n_atoms)), n_atoms)
-    column = np.searchsorted(elements, z[atom_offset[0]:atom_offset[-1]])
-    counts = np.zeros((len(n_atoms), len(elements)))
-    np.add.at(counts, (conformer, column), 1.0)
-    return counts
+    cell = np.repeat(np.arange(len(n_atoms)) * len(elements), n_atoms) \
+        + np.searchsorted(elements, z[atom_offset[0]:atom_offset[-1]])
+    return np.bincount(cell, minlength=len(n_atoms) * len(elements)).reshape(len(n_atoms), len(elements)) \
+        .astype(np.float64)
+
+
+def stack_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted elements (E,) of all `parts` and their (C, E) counts; `parts` are (elements, counts) of
+    consecutive runs of conformers, as `element_counts` gives them."""
+    elements = np.unique(np.concatenate([e for e, _ in parts] or [np.zeros(0, np.int64)]))
+    counts = np.zeros((sum(len(c) for _, c in parts), len(elements)))
+    start = 0
+    for part_elements, part_counts in parts:
+        counts[start:start + len(part_counts), np.searchsorted(elements, part_elements)] = part_counts
+        start += len(part_counts)
+    return elements, counts
 
 
 def _offsets(states: list[int], offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -65,12 +80,21 @@ def fit_references(z: np.ndarray, atom_offset: np.ndarray, energy: np.ndarray, m
     """References fitted on the conformers given (the training split).
 
     z (A,) atomic numbers and atom_offset (C+1,) of those conformers, energy (C,) eV, total_charge and
-    multiplicity (C,). ``fit`` is one of :data:`REFERENCE_FITS`. Columns that the data cannot tell apart
-    (e.g. doublets that are exactly the ions) share their offset by least squares' minimum norm, which
-    leaves every state seen in training with the same reference.
+    multiplicity (C,). ``fit`` is one of :data:`REFERENCE_FITS`.
     """
     elements = np.unique(z)
-    blocks = [element_counts(z, atom_offset, elements)]
+    return fit_counted_references(element_counts(z, atom_offset, elements), elements, energy, max_z, fit,
+                                  total_charge, multiplicity)
+
+
+def fit_counted_references(counts: np.ndarray, elements: np.ndarray, energy: np.ndarray, max_z: int, fit: str,
+                           total_charge: np.ndarray, multiplicity: np.ndarray) -> References:
+    """`fit_references` from the conformers' (C, E) `counts` of atoms of each of `elements` (E,), sorted.
+
+    Columns that the data cannot tell apart (e.g. doublets that are exactly the ions) share their offset by
+    least squares' minimum norm, which leaves every state seen in training with the same reference.
+    """
+    blocks = [counts]
     families = []
     if fit in ("element_charge", "element_state"):
         families.append(_indicators(total_charge, 0))

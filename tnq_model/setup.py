@@ -15,9 +15,9 @@ from .data import finite_conformers
 from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
-from .references import fit_references
-from .splits import (conformer_mask, cover_training, molecule_elements, molecule_state_pairs, molecule_states,
-                     split_molecules, spread_states)
+from .references import element_counts, fit_counted_references, stack_counts
+from .splits import (conformer_mask, cover_training, molecule_state_pairs, molecule_states, split_molecules,
+                     spread_states, store_molecule_elements)
 from .term_estimates import estimated_term_energies, estimates_any
 
 
@@ -36,11 +36,12 @@ def new_splits(store: Store, split: SplitConfig) -> dict[str, np.ndarray]:
     molecules have in val and test, and every element, total charge and multiplicity in train."""
     molecule = store.column("molecule")
     splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
-    elements = molecule_elements(store.column("z"), store.column("atom_offset"), molecule)
+    elements = store_molecule_elements(store)
     charge, multiplicity = store.column("total_charge"), store.column("multiplicity")
-    labels = [e | s for e, s in zip(elements, molecule_states(charge, multiplicity, molecule))]
+    pairs = molecule_state_pairs(charge, multiplicity, molecule)
+    labels = [e | s for e, s in zip(elements, molecule_states(pairs))]
     splits = cover_training(splits, labels)  # first, so that spreading never picks a molecule train needs
-    return spread_states(splits, molecule_state_pairs(charge, multiplicity, molecule), labels)
+    return spread_states(splits, pairs, labels)
 
 
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:
@@ -84,45 +85,90 @@ def _empty_training_split(config: TrainConfig, finite: dict[str, np.ndarray], tr
 def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossScales]:
     """A new Potential (references fitted on the training split, network scale from its forces, or from its
     residual energies without forces) and the training split's loss scales."""
-    store, train = setup.store, setup.selected["train"]
-    offsets, z = store.column("atom_offset"), store.column("z")
-    rows = np.flatnonzero(train)
-    atom_rows = np.repeat(train, np.diff(offsets))
-    n_atoms = np.diff(offsets)[rows]
-    sub_offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-    charge, multiplicity = store.column("total_charge")[rows], store.column("multiplicity")[rows]
+    store, rows = setup.store, np.flatnonzero(setup.selected["train"])
+    all_charges = store.column("total_charge")
+    charge, multiplicity = all_charges[rows], store.column("multiplicity")[rows]
     model_args = config.model.model_dump(exclude={"dtype"})
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
+    atoms = _read_training_atoms(config, setup, model, all_charges)
     # References are fitted to the energy without the physical terms' (estimated) share.
-    energy = store.column(config.target)[rows].astype(np.float64) - _term_energies(
-        model, store, atom_rows, z[atom_rows], sub_offsets, charge)
-    refs = fit_references(z[atom_rows], sub_offsets, energy, config.model.max_z, config.references, charge,
-                          multiplicity)
-    residual = energy - refs.energy(z[atom_rows], sub_offsets, charge, multiplicity)
-    energy_scale = float(np.sqrt(np.mean((residual / n_atoms) ** 2)))
-    force_scale = float(np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))) \
-        if setup.forces else 1.0
-    spread = force_scale if setup.forces else float(np.std(residual))
+    energy = store.column(config.target)[rows].astype(np.float64) - atoms.term_energy
+    refs = fit_counted_references(atoms.counts, atoms.elements, energy, config.model.max_z, config.references,
+                                  charge, multiplicity)
+    residual = energy - refs.counted_energy(atoms.counts, atoms.elements, charge, multiplicity)
+    energy_scale = float(np.sqrt(np.mean((residual / atoms.counts.sum(axis=1)) ** 2)))
+    spread = atoms.forces.scale() if setup.forces else float(np.std(residual))
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
                           multiplicity_offsets=refs.multiplicity_offsets)
-    charge_scale = _rms(store.column(config.charge_target)[atom_rows]) if config.charge_target else 1.0
-    dipole_scale = _rms(store.column("dipole")[rows]) if config.supervises_dipole else 1.0
-    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, force_scale if force_scale > 0 else 1.0,
-                                 charge_scale, dipole_scale)
+    dipole = _MeanSquare()
+    if config.supervises_dipole:
+        dipole.add(store.column("dipole")[rows], finite_only=True)
+    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, atoms.forces.scale(),
+                                 atoms.charges.scale(), dipole.scale())
 
 
-def _term_energies(model: TensorNet, store: Store, atom_rows: np.ndarray, z: np.ndarray, offsets: np.ndarray,
-                   charge: np.ndarray) -> np.ndarray:
-    """(C,) eV: the physical terms' energies of the training conformers, estimated before training (zeros
-    without an estimated term, and then no positions are read; term_estimates.py)."""
-    if not estimates_any(model.terms):
-        return np.zeros(len(charge))
-    return estimated_term_energies(model.terms, z, store.column("pos")[atom_rows], offsets, charge)
+class _MeanSquare:
+    """A mean of squares accumulated chunk by chunk in float64, and the root of it as a scale."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, values: np.ndarray, finite_only: bool = False) -> None:
+        values = (values[np.isfinite(values)] if finite_only else values).astype(np.float64).ravel()
+        self.total += float(values @ values)
+        self.count += values.size
+
+    def scale(self) -> float:
+        """The root mean square; 1 when nothing was added or it is 0 or NaN (a scale to divide by)."""
+        rms = float(np.sqrt(self.total / self.count)) if self.count else 0.0
+        return rms if rms > 0 else 1.0
 
 
-def _rms(values: np.ndarray) -> float:
-    """Root mean square of the finite `values`; 1 when there are none or it is 0 (a scale to divide by)."""
-    finite = values[np.isfinite(values)].astype(np.float64)
-    rms = float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0
-    return rms if rms > 0 else 1.0
+@dataclass
+class _TrainingAtoms:
+    """What setup needs of the training conformers' atoms: their `elements` (E,) and (C, E) `counts`, the
+    physical terms' estimated energies (C,) eV, and the mean squares of their forces and charge target."""
+
+    elements: np.ndarray
+    counts: np.ndarray
+    term_energy: np.ndarray
+    forces: _MeanSquare
+    charges: _MeanSquare
+
+
+def _read_training_atoms(config: TrainConfig, setup: Setup, model: TensorNet,
+                         total_charge: np.ndarray) -> _TrainingAtoms:
+    """One pass over the store, a shard at a time, over the atoms of the training conformers (store order);
+    positions are read only when a physical term is estimated (term_estimates.py). total_charge (C,) e of
+    the whole store."""
+    train, estimate = setup.selected["train"], estimates_any(model.terms)
+    optional = {"forces": setup.forces, config.charge_target: config.charge_target is not None, "pos": estimate}
+    columns = ["z"] + [name for name, wanted in optional.items() if wanted]
+    parts, terms, forces, charges = [], [], _MeanSquare(), _MeanSquare()
+    for shard in setup.store.iter_shards(columns):
+        conformers = slice(shard.first_conformer, shard.first_conformer + shard.n_conformers)
+        n_atoms = np.diff(shard.arrays["atom_offset"])[train[conformers]]
+        offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+        atoms = np.repeat(train[conformers], np.diff(shard.arrays["atom_offset"]))
+        z = shard.arrays["z"][atoms]
+        elements = np.flatnonzero(np.bincount(z))
+        parts.append((elements, element_counts(z, offsets, elements)))
+        if estimate:
+            terms.append(estimated_term_energies(model.terms, z, _select_rows(shard.arrays["pos"], atoms), offsets,
+                                                 total_charge[conformers][train[conformers]]))
+        if setup.forces:
+            forces.add(_select_rows(shard.arrays["forces"], atoms))
+        if config.charge_target is not None:
+            charges.add(shard.arrays[config.charge_target][atoms], finite_only=True)
+    elements, counts = stack_counts(parts)
+    term_energy = np.concatenate(terms) if estimate else np.zeros(len(counts))
+    return _TrainingAtoms(elements, counts, term_energy, forces, charges)
+
+
+def _select_rows(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """values[mask] of an (N, ...) array, `mask` (N,) bool, each row copied as one opaque item (numpy's boolean
+    indexing of (N, 3) float32 rows is about 10x slower)."""
+    values = np.ascontiguousarray(values)
+    row = np.dtype((np.void, values.itemsize * int(np.prod(values.shape[1:]))))
+    return values.view(row).reshape(len(values))[mask].view(values.dtype).reshape(-1, *values.shape[1:])

@@ -1,11 +1,13 @@
 """Train/val/test splits by molecule: every conformer (and spin state) of a molecule lands on one side."""
 
+import itertools
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from tnq_core.errors import TnqError
+from tnq_data.store.reader import Store
 
 SPLITS = ("train", "val", "test")
 
@@ -24,32 +26,69 @@ def split_molecules(n_molecules: int, fractions: dict[str, float], seed: int) ->
 
 
 def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, molecule: np.ndarray) -> list[set[int]]:
-    """The set of atomic numbers of each molecule; store columns `z` (A,), `atom_offset` (C+1,), `molecule` (C,)."""
-    molecule_of_atom = np.repeat(molecule, np.diff(atom_offset))
-    pairs = np.unique(molecule_of_atom * 256 + z.astype(np.int64))
-    elements: list[set[int]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
-    for pair in pairs.tolist():
-        elements[pair // 256].add(pair % 256)
-    return elements
+    """The set of atomic numbers of each molecule; store columns `z` (A,), `atom_offset` (C+1,), `molecule` (C,).
+
+    Every atom is read (conformers of a molecule need not share atoms), vectorised: one (molecules, max z + 1)
+    presence table; read a store shard by shard with `store_molecule_elements`.
+    """
+    present = np.zeros((_n_molecules(molecule), int(z.max()) + 1 if len(z) else 0), bool)
+    present[np.repeat(molecule, np.diff(atom_offset)), z] = True
+    return _sets_per_row(*np.nonzero(present), len(present))
 
 
-def molecule_states(total_charge: np.ndarray, multiplicity: np.ndarray, molecule: np.ndarray) -> list[set[tuple[str, int]]]:
-    """The electronic states of each molecule as {("charge", Q), ("multiplicity", M), ...}; store columns (C,)."""
-    states: list[set[tuple[str, int]]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
-    for name, values in (("charge", total_charge), ("multiplicity", multiplicity)):
-        for j, value in np.unique(np.stack([molecule, values.astype(np.int64)], axis=1), axis=0).tolist():
-            states[j].add((name, value))
-    return states
+def store_molecule_elements(store: Store) -> list[set[int]]:
+    """`molecule_elements` of every molecule of `store`, one shard in memory at a time (molecules never span
+    shards)."""
+    return [elements for shard in store.iter_shards(["z"])
+            for elements in molecule_elements(shard.arrays["z"], shard.arrays["atom_offset"],
+                                              shard.arrays["molecule"] - shard.first_molecule)]
 
 
 def molecule_state_pairs(total_charge: np.ndarray, multiplicity: np.ndarray,
                          molecule: np.ndarray) -> list[set[tuple[int, int]]]:
     """The (total charge, multiplicity) pairs each molecule has; store columns (C,)."""
-    pairs: list[set[tuple[int, int]]] = [set() for _ in range(int(molecule.max()) + 1 if len(molecule) else 0)]
-    rows = np.stack([molecule, total_charge.astype(np.int64), multiplicity.astype(np.int64)], axis=1)
-    for j, q, m in np.unique(rows, axis=0).tolist():
+    pairs: list[set[tuple[int, int]]] = [set() for _ in range(_n_molecules(molecule))]
+    for j, q, m in _distinct_rows(molecule, total_charge, multiplicity).tolist():
         pairs[j].add((q, m))
     return pairs
+
+
+def molecule_states(pairs: list[set[tuple[int, int]]]) -> list[set[tuple[str, int]]]:
+    """The electronic states of each molecule as {("charge", Q), ("multiplicity", M), ...}, from the (Q, M)
+    pairs of `molecule_state_pairs`."""
+    return [{("charge", q) for q, _ in held} | {("multiplicity", m) for _, m in held} for held in pairs]
+
+
+def _n_molecules(molecule: np.ndarray) -> int:
+    return int(molecule.max()) + 1 if len(molecule) else 0
+
+
+def _sets_per_row(rows: np.ndarray, values: np.ndarray, n_rows: int) -> list[set[int]]:
+    """[{values[i] for i with rows[i] == r} for r < n_rows]; `rows` sorted."""
+    bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
+    values = values.tolist()
+    return [set(values[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def _distinct_rows(*columns: np.ndarray) -> np.ndarray:
+    """(R, K) int64: the distinct rows of K integer columns (C,), lexicographically sorted (as np.unique with
+    axis=0, through one sort of mixed-radix int64 codes)."""
+    values = [np.asarray(c, np.int64) for c in columns]
+    if not len(values[0]):
+        return np.zeros((0, len(values)), np.int64)
+    lows = [int(v.min()) for v in values]
+    spans = [int(v.max()) - low + 1 for v, low in zip(values, lows)]
+    if np.prod(spans, dtype=float) >= 2.0**63:
+        raise TnqError(f"columns spanning {spans} values do not fit one int64 code")
+    codes = np.zeros(len(values[0]), np.int64)
+    for v, low, span in zip(values, lows, spans):
+        codes = codes * span + (v - low)
+    codes = np.unique(codes)
+    rows = np.empty((len(codes), len(values)), np.int64)
+    for k in reversed(range(len(values))):
+        codes, rows[:, k] = np.divmod(codes, spans[k])
+        rows[:, k] += lows[k]
+    return rows
 
 
 def spread_states(splits: dict[str, np.ndarray], pairs: list[set[tuple[int, int]]], labels: list[set],

@@ -1,10 +1,15 @@
 """Splits by molecule and least-squares reference energies."""
 
 import numpy as np
+import pytest
 
 from tnq_data.store import open_store
+from tnq_model.config import ModelConfig, TrainConfig
 from tnq_model.references import element_counts, fit_references
-from tnq_model.splits import conformer_mask, load_splits, save_splits, split_molecules
+from tnq_model.setup import build_potential, new_splits, prepare_data
+from tnq_model.splits import (conformer_mask, load_splits, molecule_elements, molecule_state_pairs, molecule_states,
+                              save_splits, split_molecules, store_molecule_elements)
+from tnq_model.term_estimates import estimated_term_energies
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
@@ -88,7 +93,7 @@ def test_two_cations_give_a_physical_reference_to_an_unseen_cation():
 
 
 def test_molecules_with_elements_missing_from_train_move_to_train():
-    from tnq_model.splits import cover_training, molecule_elements
+    from tnq_model.splits import cover_training
 
     # three molecules: C/H, C/H/S, N/H; each conformer of a molecule has the same atoms
     z = np.array([6, 1, 6, 1, 6, 1, 16, 7, 1], dtype=np.uint8)
@@ -104,11 +109,11 @@ def test_molecules_with_elements_missing_from_train_move_to_train():
 
 
 def test_molecules_with_states_missing_from_train_move_to_train():
-    from tnq_model.splits import cover_training, molecule_states
+    from tnq_model.splits import cover_training
 
     # three molecules: neutral singlets; a cation doublet and neutral singlet; an anion doublet
     charge, multiplicity = np.array([0, 0, 1, 0, -1]), np.array([1, 1, 2, 1, 2])
-    states = molecule_states(charge, multiplicity, np.array([0, 0, 1, 1, 2]))
+    states = molecule_states(molecule_state_pairs(charge, multiplicity, np.array([0, 0, 1, 1, 2])))
     assert states == [{("charge", 0), ("multiplicity", 1)},
                       {("charge", 1), ("charge", 0), ("multiplicity", 2), ("multiplicity", 1)},
                       {("charge", -1), ("multiplicity", 2)}]
@@ -143,3 +148,65 @@ def test_spread_states_leaves_rare_states_and_training_labels_alone():
     spread = spread_states(splits, pairs, labels)
     assert set(spread["train"].tolist()) >= {6, 7, 8}, "the cation pair stays; the fluorine triplet stays"
     assert 9 in spread["test"] and 10 in spread["val"]
+
+
+def test_per_molecule_labels_match_a_reading_conformer_by_conformer(make_store):
+    """The vectorised labels against sets filled one conformer at a time; the random store's conformers of a
+    molecule have different atoms, so every conformer has to be read."""
+    store = open_store(make_store(60, seed=3, shard_bytes=1500))
+    elements, states, pairs = [set() for _ in range(60)], [set() for _ in range(60)], [set() for _ in range(60)]
+    for c, molecule in enumerate(store.column("molecule")):
+        record = store.conformer(c)
+        q, m = int(record["total_charge"]), int(record["multiplicity"])
+        elements[molecule] |= set(record["z"].tolist())
+        states[molecule] |= {("charge", q), ("multiplicity", m)}
+        pairs[molecule].add((q, m))
+    assert store.n_shards > 3 and any(len({store.conformer(c)["z"].tobytes() for c in range(*store.molecule(j)[
+        "conformers"])}) > 1 for j in range(60)), "shards and molecules whose conformers differ"
+    assert store_molecule_elements(store) == elements
+    assert molecule_elements(store.column("z"), store.column("atom_offset"), store.column("molecule")) == elements
+    columns = store.column("total_charge"), store.column("multiplicity"), store.column("molecule")
+    assert molecule_state_pairs(*columns) == pairs and molecule_states(pairs) == states
+    assert molecule_state_pairs(*[c[:0] for c in columns]) == []
+
+
+@pytest.mark.parametrize("physics", [[], ["charges", "coulomb", "zbl"]])
+def test_setup_read_shard_by_shard_matches_the_whole_columns(make_store, tmp_path, physics):
+    """References and scales fitted shard by shard against the same fit on whole columns: references exact
+    (the same least-squares matrix), scales to float64 rounding (sums in another order)."""
+    path = make_store(80, seed=5, shard_bytes=2000, charges="mbis")
+    config = TrainConfig(store=path, out=tmp_path / "run", model=ModelConfig(
+        hidden_channels=8, num_layers=1, num_rbf=4, physics=physics), charge_target="charges/mbis" if physics else None)
+    setup = prepare_data(config, None)
+    potential, scales = build_potential(config, setup)
+    store, train = setup.store, setup.selected["train"]
+    assert store.n_shards > 3 and 0 < train.sum() < len(train)
+    offsets, rows = store.column("atom_offset"), np.flatnonzero(train)
+    atom_rows = np.repeat(train, np.diff(offsets))
+    n_atoms = np.diff(offsets)[rows]
+    sub = np.concatenate([[0], np.cumsum(n_atoms)])
+    z, charge, multiplicity = store.column("z")[atom_rows], store.column("total_charge")[rows], \
+        store.column("multiplicity")[rows]
+    energy = store.column("energy")[rows] - estimated_term_energies(potential.model.terms, z, store.column("pos")[
+        atom_rows], sub, charge)
+    assert bool(physics) == bool(np.any(energy != store.column("energy")[rows]))
+    refs = fit_references(z, sub, energy, 128, "element_state", charge, multiplicity)
+    np.testing.assert_array_equal(potential.atom_refs[:, 0].numpy(), refs.atom_refs)
+    np.testing.assert_array_equal(potential.charge_offsets.numpy().ravel(), refs.charge_offsets)
+    np.testing.assert_array_equal(potential.multiplicity_offsets.numpy().ravel(), refs.multiplicity_offsets)
+    residual = energy - refs.energy(z, sub, charge, multiplicity)
+    force_rms = np.sqrt(np.mean(store.column("forces")[atom_rows].astype(np.float64) ** 2))
+    charge_rms = np.sqrt(np.mean(store.column("charges/mbis")[atom_rows].astype(np.float64) ** 2)) if physics else 1.0
+    np.testing.assert_allclose([scales.energy, scales.forces, scales.charges, float(potential.scale)],
+                               [np.sqrt(np.mean((residual / n_atoms) ** 2)), force_rms, charge_rms, force_rms],
+                               rtol=1e-13)
+    assert scales.charges != 1.0 or not physics
+
+
+def test_new_splits_keep_their_molecules(make_store):
+    """The splits a seed draws on this store, as drawn before setup read it shard by shard (pinned)."""
+    store = open_store(make_store(30, seed=7, shard_bytes=1500))
+    splits = new_splits(store, TrainConfig(store=store.root).split)
+    assert {name: ids.tolist() for name, ids in splits.items()} == {
+        "train": [0, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 23, 24, 25, 27, 28, 29],
+        "val": [1, 5, 11, 22, 26], "test": [2, 3, 20, 21]}
