@@ -11,9 +11,15 @@ Two ways to sum, chosen per group by how densely its edges fill the g n^2 atom p
 
 Every input is split with ``split``, whose backward is one concatenation (a narrow or slice per group
 would allocate a zero-filled full-size gradient each).
+
+The edge-list sums are partial derivatives of trilinear forms over the edges (``_PairForm``,
+``_BasisForm``). In eager mode each runs as one autograd node (``_FormGradient``) that saves only its
+(E, 3, C), (E, 2, 10) or (N, 10, C) inputs, never the (chunk, 10, C) gathers and products of every chunk:
+its derivatives are partial derivatives of the same form, so forces and their own gradients (double
+backward, force training) keep that memory. TorchScript runs the same chunked sums under plain autograd.
 """
 
-from typing import List
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -31,6 +37,157 @@ def _dense(upper: Tensor, lower: Tensor, upper_index: Tensor, lower_index: Tenso
 def _groups(blocks: Blocks) -> List[int]:
     """Number of atoms g n of each group."""
     return [g * n for n, g in zip(blocks.sizes, blocks.groups)]
+
+
+def _part_sums(rows: Tensor, dim: int) -> Tensor:
+    """Sums of the rows of each part: 10 along ``dim`` -> 3."""
+    return torch.stack([part.sum(dim) for part in split_parts(rows, dim)], dim=dim)
+
+
+def _pair_scatter(w: Tensor, y: Tensor, receiver: Tensor, sender: Tensor, chunk: int) -> Tensor:
+    """M_i = sum_j w_ij[part(r)] y_j[r] over the edges (i, j) and their mirrors, ``chunk`` edges at a time.
+
+    Args:
+        w: (E, 3, C) weights of the edges, per part and channel; y: (N, 10, C) atom rows.
+        receiver, sender: (E,) atoms i and j of the edges.
+
+    Returns:
+        (N, 10, C) rows M.
+    """
+    total = torch.zeros_like(y)
+    for w_chunk, i, j in zip(w.split(chunk), receiver.split(chunk), sender.split(chunk)):
+        w_rows = per_row(w_chunk, 1)
+        total.index_add_(0, i, y.index_select(0, j) * w_rows)
+        total.index_add_(0, j, y.index_select(0, i) * w_rows)
+    return total
+
+
+def _basis_scatter(f: Tensor, basis: Tensor, receiver: Tensor, sender: Tensor, atoms: int, chunk: int) -> Tensor:
+    """X_i = sum_j f_ij[part(r)] B_ij[r] over the edges (i, j) and their mirrors, ``chunk`` edges at a time.
+
+    Args:
+        f: (E, 2, 3, C) weights of each edge (i, j) then of its mirror (j, i), per part and channel.
+        basis: (E, 2, 10) rows B_ij then B_ji of each edge.
+        receiver, sender: (E,) atoms i and j of the edges; atoms: N.
+
+    Returns:
+        (N, 10, C) rows X.
+    """
+    total = f.new_zeros(atoms, 10, f.shape[3])
+    for f_chunk, b_chunk, i, j in zip(f.split(chunk), basis.split(chunk), receiver.split(chunk), sender.split(chunk)):
+        total.index_add_(0, i, per_row(f_chunk[:, 0], 1) * b_chunk[:, 0].unsqueeze(2))
+        total.index_add_(0, j, per_row(f_chunk[:, 1], 1) * b_chunk[:, 1].unsqueeze(2))
+    return total
+
+
+class _PairForm:
+    """Psi(w, y, m) = sum_edges sum_{r, c} w_ij[part(r), c] (m_i[r, c] y_j[r, c] + m_j[r, c] y_i[r, c]).
+
+    Its gradient in m is ``_pair_scatter(w, y)``, in y ``_pair_scatter(w, m)``, in w the per-part row sums
+    of m_i y_j + m_j y_i (E, 3, C). Shapes as ``_pair_scatter``.
+    """
+
+    def __init__(self, receiver: Tensor, sender: Tensor, chunk: int) -> None:
+        self.receiver, self.sender, self.chunk = receiver, sender, chunk
+
+    def gradient(self, which: int, args: List[Optional[Tensor]]) -> Tensor:
+        w, y, m = args
+        i, j, chunk = self.receiver, self.sender, self.chunk
+        if which == 0:
+            assert y is not None and m is not None
+            return torch.cat([
+                _part_sums(m.index_select(0, i_c) * y.index_select(0, j_c) + m.index_select(0, j_c) * y.index_select(0, i_c), 1)
+                for i_c, j_c in zip(i.split(chunk), j.split(chunk))
+            ])
+        assert w is not None
+        other = m if which == 1 else y
+        assert other is not None
+        return _pair_scatter(w, other, i, j, chunk)
+
+
+class _BasisForm:
+    """Phi(f, B, x) = sum_edges sum_{r, c} (f_ij[part(r), c] B_ij[r] x_i[r, c] + f_ji[part(r), c] B_ji[r] x_j[r, c]).
+
+    Its gradient in x is ``_basis_scatter(f, B)``; in f and B the matching per-edge contractions.
+    Shapes as ``_basis_scatter``.
+    """
+
+    def __init__(self, receiver: Tensor, sender: Tensor, atoms: int, chunk: int) -> None:
+        self.receiver, self.sender, self.atoms, self.chunk = receiver, sender, atoms, chunk
+
+    def gradient(self, which: int, args: List[Optional[Tensor]]) -> Tensor:
+        f, basis, x = args
+        if which == 2:
+            assert f is not None and basis is not None
+            return _basis_scatter(f, basis, self.receiver, self.sender, self.atoms, self.chunk)
+        assert x is not None
+        # The other edge argument, in chunks: B for the gradient in f, f for the gradient in B.
+        edge_values = basis if which == 0 else f
+        assert edge_values is not None
+        pieces: List[Tensor] = []
+        for values, i, j in zip(edge_values.split(self.chunk), self.receiver.split(self.chunk), self.sender.split(self.chunk)):
+            x_pair = torch.stack((x.index_select(0, i), x.index_select(0, j)), dim=1)  # (chunk, 2, 10, C)
+            if which == 0:
+                pieces.append(_part_sums(x_pair * values.unsqueeze(3), 2))
+            else:
+                pieces.append((x_pair * per_row(values, 2)).sum(3))
+        return torch.cat(pieces)
+
+
+class _FormGradient(torch.autograd.Function):
+    """The gradient of a trilinear ``form`` in its argument ``which`` (given as None), as one autograd node.
+
+    It saves only the other two arguments; its own derivatives are gradients of the same form, so it
+    is differentiable to any order.
+    """
+
+    @staticmethod
+    def forward(ctx, form, which: int, a: Optional[Tensor], b: Optional[Tensor], c: Optional[Tensor]) -> Tensor:
+        ctx.form, ctx.which = form, which
+        ctx.save_for_backward(a, b, c)
+        return form.gradient(which, [a, b, c])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        args = list(ctx.saved_tensors)
+        grads: List[Optional[Tensor]] = [None, None, None]
+        for other in range(3):
+            if other != ctx.which and ctx.needs_input_grad[2 + other]:
+                inputs = list(args)
+                inputs[ctx.which], inputs[other] = grad, None
+                grads[other] = _FormGradient.apply(ctx.form, other, *inputs)
+        return (None, None, *grads)
+
+
+def pair_sum(w: Tensor, y: Tensor, receiver: Tensor, sender: Tensor, chunk: int) -> Tensor:
+    """M_i = sum_j w_ij[part(r)] y_j[r] over the edges (i, j) and their mirrors, as one autograd node.
+
+    Args:
+        w: (E, 3, C) weights of the edges, per part and channel; y: (N, 10, C) atom rows.
+        receiver, sender: (E,) atoms i and j of the edges; chunk: edges per gather/scatter step.
+
+    Returns:
+        (N, 10, C) rows M.
+    """
+    if torch.jit.is_scripting():
+        return _pair_scatter(w, y, receiver, sender, chunk)
+    return _FormGradient.apply(_PairForm(receiver, sender, chunk), 2, w, y, None)
+
+
+def basis_sum(f: Tensor, basis: Tensor, receiver: Tensor, sender: Tensor, atoms: int, chunk: int) -> Tensor:
+    """X_i = sum_j f_ij[part(r)] B_ij[r] over the edges (i, j) and their mirrors, as one autograd node.
+
+    Args:
+        f: (E, 2, 3, C) weights of each edge (i, j) then of its mirror (j, i), per part and channel.
+        basis: (E, 2, 10) rows B_ij then B_ji of each edge.
+        receiver, sender: (E,) atoms i and j of the edges; atoms: N; chunk: edges per gather/scatter step.
+
+    Returns:
+        (N, 10, C) rows X.
+    """
+    if torch.jit.is_scripting():
+        return _basis_scatter(f, basis, receiver, sender, atoms, chunk)
+    return _FormGradient.apply(_BasisForm(receiver, sender, atoms, chunk), 2, f, basis, None)
 
 
 def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
@@ -57,13 +214,8 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
             sums.append(torch.cat(parts, dim=1).transpose(0, 1).reshape(10, channels, g * n))
         else:
             atoms = y.permute(2, 0, 1).contiguous()  # (g n, 10, C)
-            total = torch.zeros_like(atoms)
-            chunks = zip(w.t().split(blocks.chunk), blocks.local_receiver[k].split(blocks.chunk),
-                         blocks.local_sender[k].split(blocks.chunk))
-            for w_chunk, i, j in chunks:
-                w_rows = per_row(w_chunk.reshape(-1, 3, channels), 1)
-                total.index_add_(0, i, atoms.index_select(0, j) * w_rows)
-                total.index_add_(0, j, atoms.index_select(0, i) * w_rows)
+            w = w.t().reshape(-1, 3, channels)
+            total = pair_sum(w, atoms, blocks.local_receiver[k], blocks.local_sender[k], blocks.chunk)
             sums.append(total.permute(1, 2, 0))
     return torch.cat(sums, dim=2)
 
@@ -98,15 +250,12 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
                 parts.append(torch.matmul(w_part, b_part))  # (g n, C, rows)
             sums.append(torch.cat(parts, dim=2).permute(2, 1, 0))
         else:
-            lw, rw = lw.t().contiguous(), rw.t().contiguous()  # (g n, C)
-            total = lw.new_zeros(lw.shape[0], 10, channels)
-            chunks = zip(w.t().split(blocks.chunk), b.split(blocks.chunk), b_mirror.split(blocks.chunk),
-                         blocks.local_receiver[k].split(blocks.chunk), blocks.local_sender[k].split(blocks.chunk))
-            for w_chunk, b_chunk, b_mirror_chunk, i, j in chunks:
-                w_chunk = w_chunk.reshape(-1, 3, channels)
-                f_ij = per_row(w_chunk * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1), 1)
-                f_ji = per_row(w_chunk * (lw.index_select(0, j) + rw.index_select(0, i)).unsqueeze(1), 1)
-                total.index_add_(0, i, f_ij * b_chunk.unsqueeze(2))
-                total.index_add_(0, j, f_ji * b_mirror_chunk.unsqueeze(2))
+            lw, rw = lw.t(), rw.t()  # (g n, C)
+            i, j = blocks.local_receiver[k], blocks.local_sender[k]
+            w = w.t().reshape(-1, 3, channels)
+            f_ij = w * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1)
+            f_ji = w * (lw.index_select(0, j) + rw.index_select(0, i)).unsqueeze(1)
+            f, pair_basis = torch.stack((f_ij, f_ji), dim=1), torch.stack((b, b_mirror), dim=1)
+            total = basis_sum(f, pair_basis, i, j, g * n, blocks.chunk)
             sums.append(total.permute(1, 2, 0))
     return torch.cat(sums, dim=2)
