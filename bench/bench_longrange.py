@@ -12,8 +12,14 @@ with its ratio to the local model (goal: Coulomb cuts the shape error 5x, moonsh
 and the training time (the sum of the run's epoch times). It also prints the floor of a local model, the shape
 error of the monomer sum (the true interaction's own spread), what point charges of the isolated monomers leave of
 it, and the charge on the cation, GFN2's and the learned one. Models whose terms this tnq cannot build get one line
-saying why: the d4 rows need the d4 extra, which needs numpy<2 (a side environment, see bench/check_d4.py). Stores
-are cached in --data; runs already in --runs are continued or just evaluated.
+saying why: the d4 rows need the d4 extra, which needs numpy<2, so they run in a side environment over the
+core one (zarr, tblite and the rest come from it; only numpy and tad-dftd4 are its own):
+
+    python -m venv --system-site-packages /work/venvs/longrange
+    /work/venvs/longrange/bin/pip install 'numpy<2' 'tad-dftd4>=0.8,<0.9'
+    OMP_NUM_THREADS=1 /work/venvs/longrange/bin/python bench/bench_longrange.py --models d4,nonlocal
+
+Stores are cached in --data; runs already in --runs are continued or just evaluated.
 """
 
 import argparse
