@@ -27,36 +27,76 @@ class References:
     def energy(self, z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
                multiplicity: np.ndarray) -> np.ndarray:
         """(C,) reference energies (eV) of conformers with atoms z[atom_offset[c]:atom_offset[c+1]]."""
-        elements = np.unique(z[atom_offset[0]:atom_offset[-1]])
-        return self.counted_energy(element_counts(z, atom_offset, elements), elements, total_charge, multiplicity)
+        groups = compositions(z, atom_offset, total_charge, multiplicity)
+        return self.group_energy(groups)[groups.group]
 
-    def counted_energy(self, counts: np.ndarray, elements: np.ndarray, total_charge: np.ndarray,
-                       multiplicity: np.ndarray) -> np.ndarray:
-        """(C,) reference energies (eV) of conformers with `counts` (C, E) atoms of each of `elements` (E,)."""
-        return counts @ self.atom_refs[elements] + _offsets(self.charges, self.charge_offsets, total_charge) \
-            + _offsets(self.multiplicities, self.multiplicity_offsets, multiplicity)
+    def group_energy(self, groups: "Compositions") -> np.ndarray:
+        """(G,) reference energies (eV) of the groups of `groups`."""
+        return groups.counts @ self.atom_refs[groups.elements] \
+            + _offsets(self.charges, self.charge_offsets, groups.total_charge) \
+            + _offsets(self.multiplicities, self.multiplicity_offsets, groups.multiplicity)
+
+
+@dataclass
+class Compositions:
+    """Conformers grouped by their row of the fit: atoms of each element, total charge and multiplicity.
+
+    ``elements`` (E,) sorted; per group ``counts`` (G, E) atoms of each element, ``total_charge`` and
+    ``multiplicity`` (G,); ``group`` (C,) the group of each conformer. A store has a few groups per molecule,
+    so the fit's matrix has G rows instead of C.
+    """
+
+    elements: np.ndarray
+    counts: np.ndarray
+    total_charge: np.ndarray
+    multiplicity: np.ndarray
+    group: np.ndarray
+
+    @property
+    def n_atoms(self) -> np.ndarray:
+        """(C,) atoms of each conformer."""
+        return self.counts.sum(axis=1)[self.group]
 
 
 def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray) -> np.ndarray:
-    """(C, len(elements)) float64 number of atoms of each element per conformer; z (A,), atom_offset (C+1,);
+    """(C, len(elements)) int64 number of atoms of each element per conformer; z (A,), atom_offset (C+1,);
     `elements` sorted, holding every z read."""
     n_atoms = np.diff(atom_offset)
     cell = np.repeat(np.arange(len(n_atoms)) * len(elements), n_atoms) \
         + np.searchsorted(elements, z[atom_offset[0]:atom_offset[-1]])
-    return np.bincount(cell, minlength=len(n_atoms) * len(elements)).reshape(len(n_atoms), len(elements)) \
-        .astype(np.float64)
+    return np.bincount(cell, minlength=len(n_atoms) * len(elements)).reshape(len(n_atoms), len(elements))
 
 
-def stack_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted elements (E,) of all `parts` and their (C, E) counts; `parts` are (elements, counts) of
-    consecutive runs of conformers, as `element_counts` gives them."""
-    elements = np.unique(np.concatenate([e for e, _ in parts] or [np.zeros(0, np.int64)]))
-    counts = np.zeros((sum(len(c) for _, c in parts), len(elements)))
-    start = 0
-    for part_elements, part_counts in parts:
-        counts[start:start + len(part_counts), np.searchsorted(elements, part_elements)] = part_counts
-        start += len(part_counts)
-    return elements, counts
+def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
+                 multiplicity: np.ndarray) -> Compositions:
+    """The conformers with atoms z[atom_offset[c]:atom_offset[c+1]] and states (C,), grouped."""
+    elements = np.unique(z[atom_offset[0]:atom_offset[-1]])
+    return _grouped(elements, np.column_stack([element_counts(z, atom_offset, elements), total_charge,
+                                               multiplicity]).astype(np.int64))
+
+
+def merge_compositions(parts: list[Compositions]) -> Compositions:
+    """The groups of consecutive runs of conformers (e.g. shards), as those of all of them in order."""
+    elements = np.unique(np.concatenate([part.elements for part in parts] or [np.zeros(0, np.int64)]))
+    rows = np.zeros((sum(len(part.counts) for part in parts), len(elements) + 2), np.int64)
+    start, groups = 0, []
+    for part in parts:
+        stop = start + len(part.counts)
+        rows[start:stop, np.searchsorted(elements, part.elements)] = part.counts
+        rows[start:stop, -2], rows[start:stop, -1] = part.total_charge, part.multiplicity
+        groups.append(part.group + start)
+        start = stop
+    return _grouped(elements, rows, np.concatenate(groups or [np.zeros(0, np.int64)]))
+
+
+def _grouped(elements: np.ndarray, rows: np.ndarray, group: np.ndarray | None = None) -> Compositions:
+    """Compositions of distinct `rows` (R, E + 2): counts of `elements`, total charge, multiplicity; `group`
+    (C,) the row of each conformer (each its own row when None)."""
+    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    n = len(elements)
+    return Compositions(elements, distinct[:, :n].astype(np.float64), distinct[:, n], distinct[:, n + 1],
+                        inverse if group is None else inverse[group])
 
 
 def _offsets(states: list[int], offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -66,11 +106,13 @@ def _offsets(states: list[int], offsets: np.ndarray, values: np.ndarray) -> np.n
     return offsets[np.searchsorted(states, values)]
 
 
-def _indicators(values: np.ndarray, neutral: int) -> tuple[list[int], int, np.ndarray]:
-    """The states present, the one fixed at 0 (``neutral`` if present, else the most frequent) and the
-    (C, states - 1) indicator columns of the others."""
-    states, counts = np.unique(values, return_counts=True)
-    fixed = neutral if neutral in states else int(states[np.argmax(counts)])
+def _indicators(values: np.ndarray, neutral: int, size: np.ndarray) -> tuple[list[int], int, np.ndarray]:
+    """The states present among groups in states `values` (G,) of `size` (G,) conformers, the one fixed at 0
+    (``neutral`` if present, else that of the most conformers) and the (G, states - 1) indicator columns of the
+    others."""
+    states = np.unique(values)
+    conformers = np.bincount(np.searchsorted(states, values), weights=size, minlength=len(states))
+    fixed = neutral if neutral in states else int(states[np.argmax(conformers)])
     free = states[states != fixed]
     return [int(s) for s in states], fixed, (values[:, None] == free[None, :]).astype(float)
 
@@ -82,29 +124,32 @@ def fit_references(z: np.ndarray, atom_offset: np.ndarray, energy: np.ndarray, m
     z (A,) atomic numbers and atom_offset (C+1,) of those conformers, energy (C,) eV, total_charge and
     multiplicity (C,). ``fit`` is one of :data:`REFERENCE_FITS`.
     """
-    elements = np.unique(z)
-    return fit_counted_references(element_counts(z, atom_offset, elements), elements, energy, max_z, fit,
-                                  total_charge, multiplicity)
+    return fit_compositions(compositions(z, atom_offset, total_charge, multiplicity), energy, max_z, fit)
 
 
-def fit_counted_references(counts: np.ndarray, elements: np.ndarray, energy: np.ndarray, max_z: int, fit: str,
-                           total_charge: np.ndarray, multiplicity: np.ndarray) -> References:
-    """`fit_references` from the conformers' (C, E) `counts` of atoms of each of `elements` (E,), sorted.
+def fit_compositions(groups: Compositions, energy: np.ndarray, max_z: int, fit: str) -> References:
+    """`fit_references` from the conformers' `groups` and their energy (C,) eV.
 
-    Columns that the data cannot tell apart (e.g. doublets that are exactly the ions) share their offset by
-    least squares' minimum norm, which leaves every state seen in training with the same reference.
+    Least squares over the conformers, solved over the groups: a group's row weighted by the square root of
+    its size, against its mean energy, gives the same normal equations, so the same minimisers and (with
+    numpy's default cut-off for C rows) the same minimum-norm solution, to rounding. Columns that the data
+    cannot tell apart (e.g. doublets that are exactly the ions) share their offset by that minimum norm, which
+    leaves every state seen in training with the same reference.
     """
-    blocks = [counts]
+    size = np.bincount(groups.group, minlength=len(groups.counts)).astype(np.float64)
+    mean = np.bincount(groups.group, weights=energy, minlength=len(groups.counts)) / size
     families = []
     if fit in ("element_charge", "element_state"):
-        families.append(_indicators(total_charge, 0))
+        families.append(_indicators(groups.total_charge, 0, size))
     if fit == "element_state":
-        families.append(_indicators(multiplicity, 1))
-    blocks += [columns for _, _, columns in families]
-    solution = np.linalg.lstsq(np.concatenate(blocks, axis=1), energy, rcond=None)[0]
+        families.append(_indicators(groups.multiplicity, 1, size))
+    weight = np.sqrt(size)
+    design = np.concatenate([groups.counts] + [columns for _, _, columns in families], axis=1) * weight[:, None]
+    cutoff = np.finfo(np.float64).eps * max(len(energy), design.shape[1])
+    solution = np.linalg.lstsq(design, weight * mean, rcond=cutoff)[0]
     refs = References(np.zeros(max_z))
-    refs.atom_refs[elements] = solution[:len(elements)]
-    start = len(elements)
+    refs.atom_refs[groups.elements] = solution[:len(groups.elements)]
+    start = len(groups.elements)
     tables = []
     for states, fixed, columns in families:
         free = solution[start:start + columns.shape[1]]

@@ -15,7 +15,7 @@ from .data import finite_conformers
 from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
-from .references import element_counts, fit_counted_references, stack_counts
+from .references import Compositions, compositions, fit_compositions, merge_compositions
 from .splits import (conformer_mask, cover_training, molecule_state_pairs, molecule_states, split_molecules,
                      spread_states, store_molecule_elements)
 from .term_estimates import estimated_term_energies, estimates_any
@@ -86,17 +86,14 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     """A new Potential (references fitted on the training split, network scale from its forces, or from its
     residual energies without forces) and the training split's loss scales."""
     store, rows = setup.store, np.flatnonzero(setup.selected["train"])
-    all_charges = store.column("total_charge")
-    charge, multiplicity = all_charges[rows], store.column("multiplicity")[rows]
     model_args = config.model.model_dump(exclude={"dtype"})
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
-    atoms = _read_training_atoms(config, setup, model, all_charges)
+    atoms = _read_training_atoms(config, setup, model)
     # References are fitted to the energy without the physical terms' (estimated) share.
     energy = store.column(config.target)[rows].astype(np.float64) - atoms.term_energy
-    refs = fit_counted_references(atoms.counts, atoms.elements, energy, config.model.max_z, config.references,
-                                  charge, multiplicity)
-    residual = energy - refs.counted_energy(atoms.counts, atoms.elements, charge, multiplicity)
-    energy_scale = float(np.sqrt(np.mean((residual / atoms.counts.sum(axis=1)) ** 2)))
+    refs = fit_compositions(atoms.groups, energy, config.model.max_z, config.references)
+    residual = energy - refs.group_energy(atoms.groups)[atoms.groups.group]
+    energy_scale = float(np.sqrt(np.mean((residual / atoms.groups.n_atoms) ** 2)))
     spread = atoms.forces.scale() if setup.forces else float(np.std(residual))
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
@@ -127,43 +124,41 @@ class _MeanSquare:
 
 @dataclass
 class _TrainingAtoms:
-    """What setup needs of the training conformers' atoms: their `elements` (E,) and (C, E) `counts`, the
-    physical terms' estimated energies (C,) eV, and the mean squares of their forces and charge target."""
+    """What setup needs of the training conformers' atoms: their compositions (the fit's rows), the physical
+    terms' estimated energies (C,) eV, and the mean squares of their forces and charge target."""
 
-    elements: np.ndarray
-    counts: np.ndarray
+    groups: Compositions
     term_energy: np.ndarray
     forces: _MeanSquare
     charges: _MeanSquare
 
 
-def _read_training_atoms(config: TrainConfig, setup: Setup, model: TensorNet,
-                         total_charge: np.ndarray) -> _TrainingAtoms:
+def _read_training_atoms(config: TrainConfig, setup: Setup, model: TensorNet) -> _TrainingAtoms:
     """One pass over the store, a shard at a time, over the atoms of the training conformers (store order);
-    positions are read only when a physical term is estimated (term_estimates.py). total_charge (C,) e of
-    the whole store."""
+    positions are read only when a physical term is estimated (term_estimates.py)."""
     train, estimate = setup.selected["train"], estimates_any(model.terms)
     optional = {"forces": setup.forces, config.charge_target: config.charge_target is not None, "pos": estimate}
     columns = ["z"] + [name for name, wanted in optional.items() if wanted]
+    total_charge, multiplicity = setup.store.column("total_charge"), setup.store.column("multiplicity")
     parts, terms, forces, charges = [], [], _MeanSquare(), _MeanSquare()
     for shard in setup.store.iter_shards(columns):
-        conformers = slice(shard.first_conformer, shard.first_conformer + shard.n_conformers)
-        n_atoms = np.diff(shard.arrays["atom_offset"])[train[conformers]]
-        offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-        atoms = np.repeat(train[conformers], np.diff(shard.arrays["atom_offset"]))
+        mask = train[shard.first_conformer:shard.first_conformer + shard.n_conformers]
+        keep = np.flatnonzero(mask) + shard.first_conformer
+        sizes = np.diff(shard.arrays["atom_offset"])
+        offsets = np.concatenate([[0], np.cumsum(sizes[mask])])
+        atoms = np.repeat(mask, sizes)
         z = shard.arrays["z"][atoms]
-        elements = np.flatnonzero(np.bincount(z))
-        parts.append((elements, element_counts(z, offsets, elements)))
+        parts.append(compositions(z, offsets, total_charge[keep], multiplicity[keep]))
         if estimate:
             terms.append(estimated_term_energies(model.terms, z, _select_rows(shard.arrays["pos"], atoms), offsets,
-                                                 total_charge[conformers][train[conformers]]))
+                                                 total_charge[keep]))
         if setup.forces:
             forces.add(_select_rows(shard.arrays["forces"], atoms))
         if config.charge_target is not None:
             charges.add(shard.arrays[config.charge_target][atoms], finite_only=True)
-    elements, counts = stack_counts(parts)
-    term_energy = np.concatenate(terms) if estimate else np.zeros(len(counts))
-    return _TrainingAtoms(elements, counts, term_energy, forces, charges)
+    groups = merge_compositions(parts)
+    term_energy = np.concatenate(terms) if estimate else np.zeros(len(groups.group))
+    return _TrainingAtoms(groups, term_energy, forces, charges)
 
 
 def _select_rows(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

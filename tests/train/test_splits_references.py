@@ -5,7 +5,7 @@ import pytest
 
 from tnq_data.store import open_store
 from tnq_model.config import ModelConfig, TrainConfig
-from tnq_model.references import element_counts, fit_references
+from tnq_model.references import compositions, element_counts, fit_references
 from tnq_model.setup import build_potential, new_splits, prepare_data
 from tnq_model.splits import (conformer_mask, load_splits, molecule_elements, molecule_state_pairs, molecule_states,
                               save_splits, split_molecules, store_molecule_elements)
@@ -70,6 +70,32 @@ def test_state_references_are_element_energies_plus_molecular_offsets():
     np.testing.assert_allclose(refs.multiplicity_offsets, [0.0, 0.8, 1.6], atol=1e-3)
     residual = energy - refs.energy(z, offsets, charge, multiplicity)
     assert np.abs(residual).max() < 1e-2
+
+
+def test_the_fit_over_groups_is_the_least_squares_fit_over_conformers():
+    """Conformers sharing atoms and state, in groups of 1-6 with their own noise, and states whose columns are
+    collinear (the doublets are exactly the ions): the weighted fit over the groups against np.linalg.lstsq
+    with one row per conformer (its default cut-off, minimum norm), as the references were fitted before."""
+    rng = np.random.default_rng(3)
+    z, offsets, energy, _, _ = synthetic(rng, 40)
+    states = np.array([(0, 1), (1, 2), (-1, 2), (0, 3)])[rng.integers(0, 4, 40)]
+    repeat = rng.integers(1, 7, 40)
+    n_atoms = np.repeat(np.diff(offsets), repeat)
+    z = np.concatenate([np.tile(z[a:b], k) for a, b, k in zip(offsets[:-1], offsets[1:], repeat)])
+    offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+    charge, multiplicity = np.repeat(states[:, 0], repeat), np.repeat(states[:, 1], repeat)
+    energy = np.repeat(energy + 6.5 * np.abs(states[:, 0]), repeat) + rng.normal(0, 0.05, len(n_atoms))
+    elements = np.array([1, 6, 8])
+    design = np.column_stack([element_counts(z, offsets, elements), charge[:, None] == [-1, 1],
+                              multiplicity[:, None] == [2, 3]]).astype(float)
+    assert np.linalg.matrix_rank(design) == design.shape[1] - 1
+    solution = np.linalg.lstsq(design, energy, rcond=None)[0]
+    refs = fit_references(z, offsets, energy, 10, "element_state", charge, multiplicity)
+    assert len(compositions(z, offsets, charge, multiplicity).counts) <= 40 < len(energy)
+    np.testing.assert_allclose(refs.atom_refs[elements], solution[:3], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(refs.charge_offsets, [solution[3], 0, solution[4]], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(refs.multiplicity_offsets, [0, *solution[5:]], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(refs.energy(z, offsets, charge, multiplicity), design @ solution, rtol=1e-13)
 
 
 def test_two_cations_give_a_physical_reference_to_an_unseen_cation():
@@ -173,7 +199,7 @@ def test_per_molecule_labels_match_a_reading_conformer_by_conformer(make_store):
 @pytest.mark.parametrize("physics", [[], ["charges", "coulomb", "zbl"]])
 def test_setup_read_shard_by_shard_matches_the_whole_columns(make_store, tmp_path, physics):
     """References and scales fitted shard by shard against the same fit on whole columns: references exact
-    (the same least-squares matrix), scales to float64 rounding (sums in another order)."""
+    (the same groups), scales to float64 rounding (sums in another order)."""
     path = make_store(80, seed=5, shard_bytes=2000, charges="mbis")
     config = TrainConfig(store=path, out=tmp_path / "run", model=ModelConfig(
         hidden_channels=8, num_layers=1, num_rbf=4, physics=physics), charge_target="charges/mbis" if physics else None)
