@@ -39,9 +39,17 @@ def _groups(blocks: Blocks) -> List[int]:
     return [g * n for n, g in zip(blocks.sizes, blocks.groups)]
 
 
-def _part_sums(rows: Tensor, dim: int) -> Tensor:
-    """Sums of the rows of each part: 10 along ``dim`` -> 3."""
-    return torch.stack([part.sum(dim) for part in split_parts(rows, dim)], dim=dim)
+def _part_sums(rows: Tensor, out: Tensor) -> None:
+    """Sums of the rows of each part into ``out``: (E, 10, C) -> (E, 3, C)."""
+    for k, part in enumerate(split_parts(rows, 1)):
+        torch.sum(part, dim=1, out=out[:, k])
+
+
+def _scale_parts(rows: Tensor, w: Tensor) -> Tensor:
+    """rows (E, 10, C) times the weight of their part, w (E, 3, C), in place; returns rows."""
+    for k, part in enumerate(split_parts(rows, 1)):
+        part.mul_(w[:, k : k + 1])
+    return rows
 
 
 def _pair_scatter(w: Tensor, y: Tensor, receiver: Tensor, sender: Tensor, chunk: int) -> Tensor:
@@ -56,9 +64,8 @@ def _pair_scatter(w: Tensor, y: Tensor, receiver: Tensor, sender: Tensor, chunk:
     """
     total = torch.zeros_like(y)
     for w_chunk, i, j in zip(w.split(chunk), receiver.split(chunk), sender.split(chunk)):
-        w_rows = per_row(w_chunk, 1)
-        total.index_add_(0, i, y.index_select(0, j) * w_rows)
-        total.index_add_(0, j, y.index_select(0, i) * w_rows)
+        total.index_add_(0, i, _scale_parts(y.index_select(0, j), w_chunk))
+        total.index_add_(0, j, _scale_parts(y.index_select(0, i), w_chunk))
     return total
 
 
@@ -75,8 +82,8 @@ def _basis_scatter(f: Tensor, basis: Tensor, receiver: Tensor, sender: Tensor, a
     """
     total = f.new_zeros(atoms, 10, f.shape[3])
     for f_chunk, b_chunk, i, j in zip(f.split(chunk), basis.split(chunk), receiver.split(chunk), sender.split(chunk)):
-        total.index_add_(0, i, per_row(f_chunk[:, 0], 1) * b_chunk[:, 0].unsqueeze(2))
-        total.index_add_(0, j, per_row(f_chunk[:, 1], 1) * b_chunk[:, 1].unsqueeze(2))
+        total.index_add_(0, i, per_row(f_chunk[:, 0], 1).mul_(b_chunk[:, 0].unsqueeze(2)))
+        total.index_add_(0, j, per_row(f_chunk[:, 1], 1).mul_(b_chunk[:, 1].unsqueeze(2)))
     return total
 
 
@@ -95,10 +102,11 @@ class _PairForm:
         i, j, chunk = self.receiver, self.sender, self.chunk
         if which == 0:
             assert y is not None and m is not None
-            return torch.cat([
-                _part_sums(m.index_select(0, i_c) * y.index_select(0, j_c) + m.index_select(0, j_c) * y.index_select(0, i_c), 1)
-                for i_c, j_c in zip(i.split(chunk), j.split(chunk))
-            ])
+            out = y.new_empty(i.shape[0], 3, y.shape[2])
+            for out_chunk, i_c, j_c in zip(out.split(chunk), i.split(chunk), j.split(chunk)):
+                rows = m.index_select(0, i_c).mul_(y.index_select(0, j_c))
+                _part_sums(rows.addcmul_(m.index_select(0, j_c), y.index_select(0, i_c)), out_chunk)
+            return out
         assert w is not None
         other = m if which == 1 else y
         assert other is not None
@@ -124,14 +132,18 @@ class _BasisForm:
         # The other edge argument, in chunks: B for the gradient in f, f for the gradient in B.
         edge_values = basis if which == 0 else f
         assert edge_values is not None
-        pieces: List[Tensor] = []
-        for values, i, j in zip(edge_values.split(self.chunk), self.receiver.split(self.chunk), self.sender.split(self.chunk)):
-            x_pair = torch.stack((x.index_select(0, i), x.index_select(0, j)), dim=1)  # (chunk, 2, 10, C)
-            if which == 0:
-                pieces.append(_part_sums(x_pair * values.unsqueeze(3), 2))
-            else:
-                pieces.append((x_pair * per_row(values, 2)).sum(3))
-        return torch.cat(pieces)
+        edges = edge_values.shape[0]
+        out = x.new_empty([edges, 2, 3, x.shape[2]] if which == 0 else [edges, 2, 10])  # (E, 2, 3, C) or (E, 2, 10)
+        for out_chunk, values, i, j in zip(
+            out.split(self.chunk), edge_values.split(self.chunk), self.receiver.split(self.chunk), self.sender.split(self.chunk)
+        ):
+            for direction, atoms in enumerate((i, j)):
+                rows = x.index_select(0, atoms)  # (chunk, 10, C)
+                if which == 0:
+                    _part_sums(rows.mul_(values[:, direction].unsqueeze(2)), out_chunk[:, direction])
+                else:
+                    torch.sum(_scale_parts(rows, values[:, direction]), dim=2, out=out_chunk[:, direction])
+        return out
 
 
 class _FormGradient(torch.autograd.Function):
