@@ -9,6 +9,8 @@ import numpy as np
 from tnq_core.errors import TnqError
 from tnq_data.store.reader import Store
 
+from .references import distinct_rows
+
 SPLITS = ("train", "val", "test")
 
 
@@ -49,7 +51,8 @@ def molecule_state_pairs(total_charge: np.ndarray, multiplicity: np.ndarray,
                          molecule: np.ndarray) -> list[set[tuple[int, int]]]:
     """The (total charge, multiplicity) pairs each molecule has; store columns (C,)."""
     pairs: list[set[tuple[int, int]]] = [set() for _ in range(_n_molecules(molecule))]
-    for j, q, m in _distinct_rows(molecule, total_charge, multiplicity).tolist():
+    rows = np.column_stack([molecule, total_charge, multiplicity]).astype(np.int64)
+    for j, q, m in distinct_rows(rows)[0].tolist():
         pairs[j].add((q, m))
     return pairs
 
@@ -69,27 +72,6 @@ def _sets_per_row(rows: np.ndarray, values: np.ndarray, n_rows: int) -> list[set
     bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
     values = values.tolist()
     return [set(values[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
-def _distinct_rows(*columns: np.ndarray) -> np.ndarray:
-    """(R, K) int64: the distinct rows of K integer columns (C,), lexicographically sorted (as np.unique with
-    axis=0, through one sort of mixed-radix int64 codes)."""
-    values = [np.asarray(c, np.int64) for c in columns]
-    if not len(values[0]):
-        return np.zeros((0, len(values)), np.int64)
-    lows = [int(v.min()) for v in values]
-    spans = [int(v.max()) - low + 1 for v, low in zip(values, lows)]
-    if np.prod(spans, dtype=float) >= 2.0**63:
-        raise TnqError(f"columns spanning {spans} values do not fit one int64 code")
-    codes = np.zeros(len(values[0]), np.int64)
-    for v, low, span in zip(values, lows, spans):
-        codes = codes * span + (v - low)
-    codes = np.unique(codes)
-    rows = np.empty((len(codes), len(values)), np.int64)
-    for k in reversed(range(len(values))):
-        codes, rows[:, k] = np.divmod(codes, spans[k])
-        rows[:, k] += lows[k]
-    return rows
 
 
 def spread_states(splits: dict[str, np.ndarray], pairs: list[set[tuple[int, int]]], labels: list[set],

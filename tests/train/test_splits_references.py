@@ -5,7 +5,7 @@ import pytest
 
 from tnq_data.store import open_store
 from tnq_model.config import ModelConfig, TrainConfig
-from tnq_model.references import compositions, element_counts, fit_references
+from tnq_model.references import compositions, distinct_rows, element_counts, fit_references
 from tnq_model.setup import build_potential, new_splits, prepare_data
 from tnq_model.splits import (conformer_mask, load_splits, molecule_elements, molecule_state_pairs, molecule_states,
                               save_splits, split_molecules, store_molecule_elements)
@@ -70,6 +70,16 @@ def test_state_references_are_element_energies_plus_molecular_offsets():
     np.testing.assert_allclose(refs.multiplicity_offsets, [0.0, 0.8, 1.6], atol=1e-3)
     residual = energy - refs.energy(z, offsets, charge, multiplicity)
     assert np.abs(residual).max() < 1e-2
+
+
+def test_distinct_rows_are_numpys_unique_rows():
+    rows = np.random.default_rng(4).integers(-2, 3, (500, 4))
+    distinct, inverse = distinct_rows(rows)
+    expected, expected_inverse = np.unique(rows, axis=0, return_inverse=True)
+    assert len(distinct) < len(rows)
+    np.testing.assert_array_equal(distinct, expected)
+    np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+    assert distinct_rows(rows[:0])[0].shape == (0, 4)
 
 
 def test_the_fit_over_groups_is_the_least_squares_fit_over_conformers():
