@@ -55,3 +55,15 @@ def test_torch_compile_matches_eager(make_model, batched, options: dict, backend
         energy_and_forces(compiled, z, pos, batch, options["state"]),
         energy_and_forces(model, z, pos, batch, options["state"]),
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torchscript_matches_eager_on_the_edge_path(make_model, batched, dtype: torch.dtype) -> None:
+    # The edge-list kernels run under TorchScript's own autograd (eager wraps them in one autograd node), so
+    # they must not write in place into anything autograd keeps; a fill threshold above 1 sends every group there.
+    z, pos, batch = batched
+    model = make_model(dtype=dtype, **MODES[1])
+    model.dense_min_fill = 2.0
+    scripted = torch.jit.script(model)
+    eager = energy_and_forces(model, z, pos.to(dtype), batch, MODES[1]["state"])
+    torch.testing.assert_close(energy_and_forces(scripted, z, pos.to(dtype), batch, MODES[1]["state"]), eager)

@@ -46,10 +46,20 @@ def _part_sums(rows: Tensor, out: Tensor) -> None:
 
 
 def _scale_parts(rows: Tensor, w: Tensor) -> Tensor:
-    """rows (E, 10, C) times the weight of their part, w (E, 3, C), in place; returns rows."""
+    """rows (E, 10, C) times the weight of their part, w (E, 3, C): in place, except under TorchScript, whose
+    autograd records these kernels (eager runs them inside ``_FormGradient``, where nothing is recorded)."""
+    if torch.jit.is_scripting():
+        return rows * per_row(w, 1)
     for k, part in enumerate(split_parts(rows, 1)):
         part.mul_(w[:, k : k + 1])
     return rows
+
+
+def _times(a: Tensor, b: Tensor) -> Tensor:
+    """a * b, in place into ``a`` except under TorchScript (see ``_scale_parts``)."""
+    if torch.jit.is_scripting():
+        return a * b
+    return a.mul_(b)
 
 
 def _pair_scatter(w: Tensor, y: Tensor, receiver: Tensor, sender: Tensor, chunk: int) -> Tensor:
@@ -82,8 +92,8 @@ def _basis_scatter(f: Tensor, basis: Tensor, receiver: Tensor, sender: Tensor, a
     """
     total = f.new_zeros(atoms, 10, f.shape[3])
     for f_chunk, b_chunk, i, j in zip(f.split(chunk), basis.split(chunk), receiver.split(chunk), sender.split(chunk)):
-        total.index_add_(0, i, per_row(f_chunk[:, 0], 1).mul_(b_chunk[:, 0].unsqueeze(2)))
-        total.index_add_(0, j, per_row(f_chunk[:, 1], 1).mul_(b_chunk[:, 1].unsqueeze(2)))
+        total.index_add_(0, i, _times(per_row(f_chunk[:, 0], 1), b_chunk[:, 0].unsqueeze(2)))
+        total.index_add_(0, j, _times(per_row(f_chunk[:, 1], 1), b_chunk[:, 1].unsqueeze(2)))
     return total
 
 
