@@ -10,7 +10,8 @@ Two ways to sum, chosen per group by how densely its edges fill the g n^2 atom p
   time so that the (chunk, 10, C) temporaries stay in cache. Large or spread-out molecules fill few pairs.
 
 Every input is split with ``split``, whose backward is one concatenation (a narrow or slice per group
-would allocate a zero-filled full-size gradient each).
+would allocate a zero-filled full-size gradient each), and not split at all when there is one group.
+Edge values come edges first, (E, F): the edge lists view them without a copy.
 
 The edge-list sums are partial derivatives of trilinear forms over the edges (``_PairForm``,
 ``_BasisForm``). In eager mode each runs as one autograd node (``_FormGradient``) that saves only its
@@ -37,6 +38,13 @@ def _dense(upper: Tensor, lower: Tensor, upper_index: Tensor, lower_index: Tenso
 def _groups(blocks: Blocks) -> List[int]:
     """Number of atoms g n of each group."""
     return [g * n for n, g in zip(blocks.sizes, blocks.groups)]
+
+
+def split(x: Tensor, sizes: List[int], dim: int) -> List[Tensor]:
+    """x split into ``sizes`` along ``dim``; one group is x itself (its split's backward would copy the gradient)."""
+    if len(sizes) == 1:
+        return [x]
+    return x.split(sizes, dim=dim)
 
 
 def _part_sums(rows: Tensor, out: Tensor) -> None:
@@ -122,6 +130,19 @@ class _PairForm:
         assert other is not None
         return _pair_scatter(w, other, i, j, chunk)
 
+    def edge_and_atom_gradients(self, w: Tensor, y: Tensor, m: Tensor) -> Tuple[Tensor, Tensor]:
+        """The gradients in w and in y together, from one gather of each of m_i, m_j, y_i, y_j per chunk."""
+        i, j, chunk = self.receiver, self.sender, self.chunk
+        grad_w = y.new_empty(i.shape[0], 3, y.shape[2])
+        grad_y = torch.zeros_like(y)
+        for w_chunk, out_chunk, i_c, j_c in zip(w.split(chunk), grad_w.split(chunk), i.split(chunk), j.split(chunk)):
+            m_i, m_j = m.index_select(0, i_c), m.index_select(0, j_c)
+            rows = y.index_select(0, j_c).mul_(m_i)
+            _part_sums(rows.addcmul_(m_j, y.index_select(0, i_c)), out_chunk)
+            grad_y.index_add_(0, j_c, _scale_parts(m_i, w_chunk))
+            grad_y.index_add_(0, i_c, _scale_parts(m_j, w_chunk))
+        return grad_w, grad_y
+
 
 class _BasisForm:
     """Phi(f, B, x) = sum_edges sum_{r, c} (f_ij[part(r), c] B_ij[r] x_i[r, c] + f_ji[part(r), c] B_ji[r] x_j[r, c]).
@@ -155,12 +176,27 @@ class _BasisForm:
                     torch.sum(_scale_parts(rows, values[:, direction]), dim=2, out=out_chunk[:, direction])
         return out
 
+    def edge_and_atom_gradients(self, f: Tensor, basis: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """The gradients in f and in B together, from one gather of each of x_i, x_j per chunk."""
+        edges, channels = f.shape[0], x.shape[2]
+        grad_f, grad_basis = x.new_empty(edges, 2, 3, channels), x.new_empty(edges, 2, 10)
+        chunk = self.chunk
+        pieces = zip(grad_f.split(chunk), grad_basis.split(chunk), f.split(chunk), basis.split(chunk),
+                     self.receiver.split(chunk), self.sender.split(chunk))
+        for f_out, b_out, f_chunk, b_chunk, i, j in pieces:
+            for direction, atoms in enumerate((i, j)):
+                rows = x.index_select(0, atoms)  # (chunk, 10, C)
+                torch.sum(rows * per_row(f_chunk[:, direction], 1), dim=2, out=b_out[:, direction])
+                _part_sums(rows.mul_(b_chunk[:, direction].unsqueeze(2)), f_out[:, direction])
+        return grad_f, grad_basis
+
 
 class _FormGradient(torch.autograd.Function):
     """The gradient of a trilinear ``form`` in its argument ``which`` (given as None), as one autograd node.
 
     It saves only the other two arguments; its own derivatives are gradients of the same form, so it
-    is differentiable to any order.
+    is differentiable to any order. A backward that builds no graph (plain forces) computes the two
+    gradients of the sum (``which`` = 2) in one pass over the edges (``edge_and_atom_gradients``).
     """
 
     @staticmethod
@@ -173,6 +209,9 @@ class _FormGradient(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         args = list(ctx.saved_tensors)
         grads: List[Optional[Tensor]] = [None, None, None]
+        if ctx.which == 2 and all(ctx.needs_input_grad[2:4]) and not torch.is_grad_enabled():
+            grads[0], grads[1] = ctx.form.edge_and_atom_gradients(args[0], args[1], grad)
+            return (None, None, *grads)
         for other in range(3):
             if other != ctx.which and ctx.needs_input_grad[2 + other]:
                 inputs = list(args)
@@ -216,7 +255,7 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
     """M_i = sum_{j != i} w_ij[part(r)] Y_j[r] per row r and channel, for symmetric weights w_ij = w_ji.
 
     Args:
-        weights: (3 C, E) weights of the edges i < j, one per part (I, A, S) and channel.
+        weights: (E, 3 C) weights of the edges i < j, one per part (I, A, S) and channel.
         rows: (10, C, N) rows Y of the atoms, in block order.
         blocks: the edges and groups.
 
@@ -225,10 +264,10 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
     """
     channels = rows.shape[1]
     sums: List[Tensor] = []
-    groups = zip(weights.split(blocks.edges, dim=1), rows.split(_groups(blocks), dim=2), blocks.sizes, blocks.groups)
+    groups = zip(split(weights, blocks.edges, 0), split(rows, _groups(blocks), 2), blocks.sizes, blocks.groups)
     for k, (w, y, n, g) in enumerate(groups):
         if blocks.dense[k]:
-            w = _dense(w, w, blocks.upper[k], blocks.lower[k], g * n * n, 1).view(3, channels * g, n, n)
+            w = _dense(w.t(), w.t(), blocks.upper[k], blocks.lower[k], g * n * n, 1).view(3, channels * g, n, n)
             y = y.reshape(10, channels * g, n).transpose(0, 1)  # (C g, 10, n)
             parts: List[Tensor] = []
             for w_part, y_part in zip(w.unbind(0), split_parts(y, 1)):
@@ -236,7 +275,7 @@ def neighbour_sum(weights: Tensor, rows: Tensor, blocks: Blocks) -> Tensor:
             sums.append(torch.cat(parts, dim=1).transpose(0, 1).reshape(10, channels, g * n))
         else:
             atoms = y.permute(2, 0, 1).contiguous()  # (g n, 10, C)
-            w = w.t().reshape(-1, 3, channels)
+            w = w.view(-1, 3, channels)  # edges first: a view
             total = pair_sum(w, atoms, blocks.local_receiver[k], blocks.local_sender[k], blocks.chunk)
             sums.append(total.permute(1, 2, 0))
     return torch.cat(sums, dim=2)
@@ -246,7 +285,7 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
     """X_i = sum_{j != i} f_ij[part(r), c] B_ij[r], f_ij = radial_ij (left_i + right_j), per row r and channel c.
 
     Args:
-        radial: (3 C, E) symmetric radial weights of the edges i < j, per part and channel.
+        radial: (E, 3 C) symmetric radial weights of the edges i < j, per part and channel.
         left, right: (C, N) per-atom terms of the pair embedding, atoms in block order.
         basis: (E, 10) rows B_ij of the edges i < j; mirror: (E, 10) rows B_ji of their mirrors.
         blocks: the edges and groups.
@@ -256,14 +295,15 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
     """
     channels = left.shape[0]
     sums: List[Tensor] = []
+    atom_groups = _groups(blocks)
     groups = zip(
-        radial.split(blocks.edges, dim=1), basis.split(blocks.edges), mirror.split(blocks.edges),
-        left.split(_groups(blocks), dim=1), right.split(_groups(blocks), dim=1), blocks.sizes, blocks.groups,
+        split(radial, blocks.edges, 0), split(basis, blocks.edges, 0), split(mirror, blocks.edges, 0),
+        split(left, atom_groups, 1), split(right, atom_groups, 1), blocks.sizes, blocks.groups,
     )
     for k, (w, b, b_mirror, lw, rw, n, g) in enumerate(groups):
         if blocks.dense[k]:
             pairs = g * n * n
-            w = _dense(w, w, blocks.upper[k], blocks.lower[k], pairs, 1).view(3, channels, g, n, n)
+            w = _dense(w.t(), w.t(), blocks.upper[k], blocks.lower[k], pairs, 1).view(3, channels, g, n, n)
             w = w * (lw.reshape(channels, g, n, 1) + rw.reshape(channels, g, 1, n))
             w = w.view(3, channels, g * n, n).transpose(1, 2)  # (3, g n, C, n): one (C, n) matrix per atom
             b = _dense(b, b_mirror, blocks.upper[k], blocks.lower[k], pairs, 0).view(g * n, n, 10)
@@ -274,10 +314,12 @@ def embedding_sum(radial: Tensor, left: Tensor, right: Tensor, basis: Tensor, mi
         else:
             lw, rw = lw.t(), rw.t()  # (g n, C)
             i, j = blocks.local_receiver[k], blocks.local_sender[k]
-            w = w.t().reshape(-1, 3, channels)
-            f_ij = w * (lw.index_select(0, i) + rw.index_select(0, j)).unsqueeze(1)
-            f_ji = w * (lw.index_select(0, j) + rw.index_select(0, i)).unsqueeze(1)
-            f, pair_basis = torch.stack((f_ij, f_ji), dim=1), torch.stack((b, b_mirror), dim=1)
+            # (E, 2, C) pair terms left_i + right_j of each edge, then of its mirror.
+            pair = torch.stack(
+                (lw.index_select(0, i) + rw.index_select(0, j), lw.index_select(0, j) + rw.index_select(0, i)), 1
+            )
+            f = w.view(-1, 1, 3, channels) * pair.unsqueeze(2)
+            pair_basis = torch.stack((b, b_mirror), dim=1)
             total = basis_sum(f, pair_basis, i, j, g * n, blocks.chunk)
             sums.append(total.permute(1, 2, 0))
     return torch.cat(sums, dim=2)

@@ -36,12 +36,13 @@ class TensorEmbedding(nn.Module):
             nn.Linear(channels, 2 * channels), nn.SiLU(), nn.Linear(2 * channels, 3 * channels), nn.SiLU()
         )
 
-    def forward(self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, unit: Tensor) -> Tensor:
-        """Atom embeddings x (N, C) in block order, the edges' blocks (see neighbors.py), cutoff phi (E + 1,)
-        and basis e (K, E + 1) of the edges i < j then of a self pair (distance 0), unit vectors u_ij (E, 3)."""
+    def forward(self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, self_rbf: Tensor, unit: Tensor) -> Tensor:
+        """Atom embeddings x (N, C) in block order, the edges' blocks (see neighbors.py), cutoff phi (E, 1) and
+        basis e (E, K) of the edges i < j, basis (1, K) of a self pair (distance 0, phi = 1), unit vectors
+        u_ij (E, 3)."""
         c = self.channels
-        radial = linear_features_first(self.radial.weight, self.radial.bias, rbf) * cut
-        radial, self_radial = radial.split([unit.shape[0], 1], dim=1)
+        radial = self.radial(rbf) * cut
+        self_radial = self.radial(self_rbf)[0, :c].unsqueeze(1)
         # W [z_i || z_j] + b = (W_left z_i + b) + W_right z_j: project per atom, broadcast over the blocks.
         atoms = x.t()
         left = linear_features_first(self.pair.weight[:, :c], self.pair.bias, atoms)
@@ -50,6 +51,6 @@ class TensorEmbedding(nn.Module):
         tensor = embedding_sum(radial, left, right, edge_basis(unit), edge_basis(-unit), blocks)
         # The self pair has u = 0: only its identity part f^I_ii Id is non-zero.
         isotropic, rest = tensor.split([1, 9])
-        tensor = torch.cat((isotropic + self_radial[:c] * (left + right), rest))
+        tensor = torch.cat((isotropic + self_radial * (left + right), rest))
         scales = self.scalar(self.norm(squared_norm(tensor).t())).t().reshape(3, c, x.shape[0])
         return mix(self.mix, tensor, scales)

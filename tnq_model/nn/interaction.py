@@ -28,14 +28,17 @@ class Interaction(nn.Module):
         self.mix_out = mixing_weight(channels)
         self.state_scale = StateScale(num_attributes, channels, lambda_mode) if num_attributes else None
 
-    def forward(self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, attributes: Tensor) -> Tensor:
-        """Node rows (10, C, N) in block order, the edges' blocks (see neighbors.py), cutoff (E + 1,) and
-        basis (K, E + 1) of the edges i < j then of a self pair (distance 0), state attributes (N, K).
+    def forward(
+        self, x: Tensor, blocks: Blocks, cut: Tensor, rbf: Tensor, self_rbf: Tensor, attributes: Tensor
+    ) -> Tensor:
+        """Node rows (10, C, N) in block order, the edges' blocks (see neighbors.py), cutoff (E, 1) and basis
+        (E, K) of the edges i < j, basis (1, K) of a self pair (distance 0, cutoff 1), state attributes (N, K).
 
         The attributes are used only by a layer built with ``num_attributes`` > 0.
         """
         # f_ij = f_ji: the radial weights are computed once per unordered pair, and once for all self pairs.
-        weights, self_weight = (self.radial(rbf) * cut).split([rbf.shape[1] - 1, 1], dim=1)
+        weights = self.radial(rbf) * cut
+        self_weight = self.radial(self_rbf)
         x = x / (squared_norm(x) + 1.0)
         y = mix(self.mix_in, x)
         msg = neighbour_sum(weights, y, blocks)

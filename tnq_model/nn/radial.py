@@ -49,19 +49,19 @@ class ExpNormalBasis(nn.Module):
             self.register_buffer("betas", betas)
 
     def forward(self, dist: Tensor) -> Tensor:
-        """Distances (E,) in Å -> basis values (K, E), features first."""
-        d = dist.unsqueeze(0)
-        gauss = torch.exp(-self.betas.unsqueeze(1) * (torch.exp(-self.alpha * d) - self.means.unsqueeze(1)) ** 2)
+        """Distances (E,) in Å -> basis values (E, K), edges first."""
+        d = dist.unsqueeze(1)
+        gauss = torch.exp(-self.betas * (torch.exp(-self.alpha * d) - self.means) ** 2)
         return cosine_cutoff(d, self.cutoff) * gauss
 
 
 def linear_features_first(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
-    """An nn.Linear's W x + b on features-first input (F_in, E) -> (F_out, E)."""
+    """An nn.Linear's W x + b on features-first input (F_in, N) -> (F_out, N)."""
     return torch.addmm(bias.unsqueeze(1), weight, x)
 
 
 class RadialMLP(nn.Module):
-    """MLP of the radial basis, features first: (K, E) -> (F, E), SiLU after every linear layer.
+    """MLP of the radial basis, edges first: (E, K) -> (E, F), SiLU after every linear layer.
 
     Args:
         widths: K, then the width of each layer.
@@ -72,8 +72,8 @@ class RadialMLP(nn.Module):
         self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
 
     def forward(self, basis: Tensor) -> Tensor:
-        """Basis values (K, E) -> (F, E)."""
+        """Basis values (E, K) -> (E, F)."""
         x = basis
         for layer in self.layers:
-            x = F.silu(linear_features_first(layer.weight, layer.bias, x))
+            x = F.silu(layer(x))
         return x

@@ -180,17 +180,18 @@ class TensorNet(nn.Module):
         vec = pos.index_select(0, blocks.receiver) - pos.index_select(0, blocks.sender)
         dist = torch.linalg.vector_norm(vec, dim=-1)
         unit = vec / dist.unsqueeze(-1)
-        # Edges i < j, then one self pair (TensorNet's self loops: distance 0, the same for every atom).
-        dist = torch.cat((dist, pos.new_zeros(1)))
+        # Edges first (E, K) and (E, 1); the self pairs (TensorNet's self loops: distance 0, cutoff 1, the same
+        # for every atom) get their own basis row (1, K), so that no layer splits its edge weights.
         rbf = self.rbf(dist)
-        cut = cosine_cutoff(dist, self.cutoff)
+        cut = cosine_cutoff(dist, self.cutoff).unsqueeze(1)
+        self_rbf = self.rbf(pos.new_zeros(1))
         nuclear = self.atom_embedding(z)
         x = nuclear
         for k, electronic in enumerate(self.electronic):
             x = x + electronic(nuclear, attributes[:, k], batch, num_molecules)
-        tensors = self.embedding(x, blocks, cut, rbf, unit)
+        tensors = self.embedding(x, blocks, cut, rbf, self_rbf, unit)
         for layer in self.layers:
-            tensors = layer(tensors, blocks, cut, rbf, attributes)
+            tensors = layer(tensors, blocks, cut, rbf, self_rbf, attributes)
         features = self.readout.features(tensors)
         nonlocal_attention = self.nonlocal_attention
         if nonlocal_attention is not None:
