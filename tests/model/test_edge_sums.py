@@ -1,10 +1,10 @@
-"""Edge-list sums of nn/blocks.py: values against dense sums, first and second derivatives against finite
+"""Edge-list sums (nn/edge_sums.py): values against dense sums, first and second derivatives against finite
 differences, and what they keep for backward (float64)."""
 
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
-from tnq_model.nn.blocks import basis_sum, pair_sum
+from tnq_model.nn.edge_sums import basis_sum, pair_sum
 from tnq_model.nn.cartesian import per_row
 
 ATOMS, CHANNELS, CHUNK = 6, 3, 4  # chunks smaller than the edge list
