@@ -11,7 +11,7 @@ from tnq_core.errors import TnqError
 from tnq_core.validation import first_problem
 
 from .nn.d4 import DEFAULT_FUNCTIONAL
-from .nn.physics import validate_physics
+from .nn.physics import validate_d4_functional, validate_physics
 from .nn.state import MOLECULE_STATES, PARTIAL_CHARGE_PREFIX
 
 #: A state the model is conditioned on: total charge, spin, or one partial-charge column of the store.
@@ -44,8 +44,7 @@ class ModelConfig(_Section):
 
     @model_validator(mode="after")
     def _functional_needs_d4(self) -> "ModelConfig":
-        if self.d4_functional != DEFAULT_FUNCTIONAL and "d4" not in self.physics:
-            raise ValueError(f"d4_functional {self.d4_functional!r} needs d4 in model.physics; add it or drop the key")
+        validate_d4_functional(self.d4_functional, self.physics)
         return self
 
 

@@ -34,6 +34,15 @@ def validate_physics(physics: Sequence[str]) -> tuple[str, ...]:
     return tuple(name for name in PHYSICS_TERMS if name in names)
 
 
+def validate_d4_functional(functional: str, physics: Sequence[str]) -> str:
+    """Check that a D4 functional other than the default comes with "d4" among the (validated) ``physics``."""
+    if functional != DEFAULT_FUNCTIONAL and "d4" not in physics:
+        raise ModelInputError(
+            f"d4_functional {functional!r} needs d4 in physics {list(physics)}; add d4 or drop d4_functional"
+        )
+    return functional
+
+
 class PhysicalTerms(nn.Module):
     """The physical terms of a model, each optional (None when off; parameters: the charge head's, ZBL's).
 

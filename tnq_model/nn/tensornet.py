@@ -11,7 +11,7 @@ from .errors import ModelInputError
 from .neighbors import DENSE_MIN_FILL, EDGE_CHUNK, block_edges, molecule_blocks
 from .nonlocal_attention import NonlocalAttention
 from .d4 import DEFAULT_FUNCTIONAL
-from .physics import PhysicalTerms, validate_physics
+from .physics import PhysicalTerms, validate_d4_functional, validate_physics
 from .radial import ExpNormalBasis, cosine_cutoff
 from .readout import ScalarReadout
 from .state import (
@@ -78,10 +78,7 @@ class TensorNet(nn.Module):
         super().__init__()
         names = validate_state(state, state_mode, lambda_mode)
         terms = validate_physics(physics)
-        if d4_functional != DEFAULT_FUNCTIONAL and "d4" not in terms:
-            raise ModelInputError(
-                f"d4_functional={d4_functional!r} is set but physics {list(terms)} has no 'd4'; add d4 or drop it"
-            )
+        validate_d4_functional(d4_functional, terms)
         self.hparams: Dict[str, Any] = dict(
             hidden_channels=hidden_channels, num_layers=num_layers, num_rbf=num_rbf, cutoff=cutoff,
             max_z=max_z, trainable_rbf=trainable_rbf, state=list(names), state_mode=state_mode,
