@@ -29,7 +29,7 @@ def finite_conformers(store: Store, partial_charges: list[str], target: str) -> 
     """Per column (the `target`, then each partial-charge column), (C,) bool: conformers whose values in it
     are all finite."""
     finite = {target: np.isfinite(store.column(target))}
-    offsets = store.column("atom_offset")
+    offsets = store.column("atom_offset") if partial_charges else None
     for name in partial_charges:
         bad_atoms = np.concatenate([[0], np.cumsum(~np.isfinite(store.column(name)))])
         finite[name] = bad_atoms[offsets[1:]] == bad_atoms[offsets[:-1]]

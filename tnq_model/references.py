@@ -57,21 +57,46 @@ class Compositions:
         """(C,) atoms of each conformer."""
         return self.counts.sum(axis=1)[self.group]
 
+    def subset(self, rows: np.ndarray) -> "Compositions":
+        """The compositions of the conformers `rows` (indices into `group`): their groups only, in the same
+        order, and the elements those hold."""
+        used = np.bincount(self.group[rows], minlength=len(self.counts)) > 0
+        counts = self.counts[used]
+        present = counts.any(axis=0)
+        return Compositions(self.elements[present], counts[:, present], self.total_charge[used],
+                            self.multiplicity[used], (np.cumsum(used) - 1)[self.group[rows]])
+
 
 def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray) -> np.ndarray:
     """(C, len(elements)) int64 number of atoms of each element per conformer; z (A,), atom_offset (C+1,);
-    `elements` sorted, holding every z read."""
+    `elements` sorted, holding every z read.
+
+    Each atom contributes 1 << (slot * bits) to a uint64 word, several elements sharing a word with `bits`
+    enough for the largest conformer, so summing a conformer's words (one reduceat per word) counts them all
+    without a carry from one slot into the next.
+    """
     n_atoms = np.diff(atom_offset)
-    column = np.zeros(int(elements.max(initial=0)) + 1, np.int64)
-    column[elements] = np.arange(len(elements))
-    cell = np.repeat(np.arange(len(n_atoms)) * len(elements), n_atoms) + column[z[atom_offset[0]:atom_offset[-1]]]
-    return np.bincount(cell, minlength=len(n_atoms) * len(elements)).reshape(len(n_atoms), len(elements))
+    counts = np.zeros((len(n_atoms), len(elements)), np.int64)
+    bits = max(int(n_atoms.max(initial=0)).bit_length(), 1)
+    z = z[atom_offset[0]:atom_offset[-1]].astype(np.intp, copy=False)  # 3x faster to index with than uint8
+    held = n_atoms > 0  # reduceat would give an empty conformer its next atom
+    start = atom_offset[:-1][held] - atom_offset[0]
+    for first in range(0, len(elements) if held.any() else 0, 64 // bits):
+        chunk = elements[first:first + 64 // bits]
+        shifts = np.arange(len(chunk), dtype=np.uint64) * np.uint64(bits)
+        word = np.zeros(int(elements[-1]) + 1, np.uint64)
+        word[chunk] = np.uint64(1) << shifts
+        packed = np.add.reduceat(np.take(word, z), start)
+        counts[held, first:first + len(chunk)] = (packed[:, None] >> shifts) & np.uint64((1 << bits) - 1)
+    return counts
 
 
 def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
                  multiplicity: np.ndarray) -> Compositions:
     """The conformers with atoms z[atom_offset[c]:atom_offset[c+1]] and states (C,), grouped."""
-    elements = np.flatnonzero(np.bincount(z[atom_offset[0]:atom_offset[-1]]))
+    z = z[atom_offset[0]:atom_offset[-1]].astype(np.intp)
+    elements = np.flatnonzero(np.bincount(z))
+    atom_offset = atom_offset - atom_offset[0]
     return _grouped(elements, np.column_stack([element_counts(z, atom_offset, elements), total_charge,
                                                multiplicity]).astype(np.int64))
 
@@ -108,14 +133,23 @@ def _offsets(states: list[int], offsets: np.ndarray, values: np.ndarray) -> np.n
 
 def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of an (R, K) integer array, sorted lexicographically, and the (R,) index of each row
-    among them: np.unique(rows, axis=0, return_inverse=True) through one lexsort (10x faster)."""
-    order = np.lexsort(rows.T[::-1])
-    ordered = rows[order]
-    new = np.ones(len(rows), bool)
-    new[1:] = np.any(ordered[1:] != ordered[:-1], axis=1)
-    inverse = np.empty(len(rows), np.int64)
+    among them: np.unique(rows, axis=0, return_inverse=True) through one lexsort (10x faster), of the first
+    row of each run of equal rows only (a store's conformers come in runs, one molecule's after another)."""
+    run = _first_of_runs(rows)
+    heads = rows[run]
+    order = np.lexsort(heads.T[::-1])
+    ordered = heads[order]
+    new = _first_of_runs(ordered)
+    inverse = np.empty(len(heads), np.int64)
     inverse[order] = np.cumsum(new) - 1
-    return ordered[new], inverse
+    return ordered[new], inverse[np.cumsum(run) - 1]
+
+
+def _first_of_runs(rows: np.ndarray) -> np.ndarray:
+    """(R,) bool: rows that differ from the row before them (the first row included)."""
+    first = np.ones(len(rows), bool)
+    first[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    return first
 
 
 def _indicators(values: np.ndarray, neutral: int, size: np.ndarray) -> tuple[list[int], int, np.ndarray]:

@@ -8,7 +8,7 @@ import torch
 
 from tnq_core.errors import TnqError
 from tnq_data.store import open_store
-from tnq_data.store.reader import Store
+from tnq_data.store.reader import Shard, Store
 
 from .config import SplitConfig, TrainConfig
 from .data import finite_conformers
@@ -16,9 +16,20 @@ from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
 from .references import Compositions, compositions, fit_compositions, merge_compositions
-from .splits import (conformer_mask, cover_training, molecule_state_pairs, molecule_states, split_molecules,
-                     spread_states, store_molecule_elements)
+from .splits import (
+    conformer_mask,
+    cover_training,
+    molecule_labels,
+    molecule_states,
+    split_molecules,
+    spread_states,
+)
 from .term_estimates import estimated_term_energies, estimates_any
+
+#: Training atoms whose forces and charge target set their loss scales: shards are read in a fixed random
+#: order until this many were seen (every shard of a smaller store); an RMS over millions of atoms moves by
+#: well under 1% with more, and reading every force of a large store would dominate the time to first batch.
+SCALE_ATOMS = 1 << 22
 
 
 @dataclass
@@ -29,16 +40,23 @@ class Setup:
     splits: dict[str, np.ndarray]
     selected: dict[str, np.ndarray]
     forces: bool
+    groups: Compositions  # every conformer's row of the reference fit
 
 
-def new_splits(store: Store, split: SplitConfig) -> dict[str, np.ndarray]:
+def store_compositions(store: Store) -> Compositions:
+    """Every conformer's element counts, total charge and multiplicity, grouped (the reference fit's rows and
+    the molecules' labels): one pass over z, a few shards at a time (`Store.map_shards`)."""
+    return merge_compositions(store.map_shards(lambda shard: compositions(
+        shard.arrays["z"], shard.arrays["atom_offset"], shard.arrays["total_charge"], shard.arrays["multiplicity"]),
+        ["z", "total_charge", "multiplicity"]))
+
+
+def new_splits(store: Store, split: SplitConfig, groups: Compositions, molecule: np.ndarray) -> dict[str, np.ndarray]:
     """Molecule indices of each split drawn from `split`: every (total charge, multiplicity) state that three
-    molecules have in val and test, and every element, total charge and multiplicity in train."""
-    molecule = store.column("molecule")
+    molecules have in val and test, and every element, total charge and multiplicity in train; `groups` are
+    the store's `store_compositions`, `molecule` (C,) its column."""
     splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
-    elements = store_molecule_elements(store)
-    charge, multiplicity = store.column("total_charge"), store.column("multiplicity")
-    pairs = molecule_state_pairs(charge, multiplicity, molecule)
+    elements, pairs = molecule_labels(groups, molecule)
     labels = [e | s for e, s in zip(elements, molecule_states(pairs))]
     splits = cover_training(splits, labels)  # first, so that spreading never picks a molecule train needs
     return spread_states(splits, pairs, labels)
@@ -58,15 +76,15 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     if config.supervises_dipole and "dipole" not in store.columns:
         raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
                        "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
-    molecule = store.column("molecule")
+    molecule, groups = store.column("molecule"), store_compositions(store)
     if splits is None:
-        splits = new_splits(store, config.split)
+        splits = new_splits(store, config.split, groups, molecule)
     finite = finite_conformers(store, config.partial_charges, config.target)
     usable = np.logical_and.reduce(list(finite.values()))
     selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
     if not selected["train"].any():
         raise TnqError(_empty_training_split(config, finite, conformer_mask(molecule, splits["train"])))
-    return Setup(store, splits, selected, "forces" in store.columns)
+    return Setup(store, splits, selected, "forces" in store.columns, groups)
 
 
 def _empty_training_split(config: TrainConfig, finite: dict[str, np.ndarray], train: np.ndarray) -> str:
@@ -88,21 +106,24 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     store, rows = setup.store, np.flatnonzero(setup.selected["train"])
     model_args = config.model.model_dump(exclude={"dtype"})
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
-    atoms = _read_training_atoms(config, setup, model)
+    groups = setup.groups.subset(rows)
     # References are fitted to the energy without the physical terms' (estimated) share.
-    energy = store.column(config.target)[rows].astype(np.float64) - atoms.term_energy
-    refs = fit_compositions(atoms.groups, energy, config.model.max_z, config.references)
-    residual = energy - refs.group_energy(atoms.groups)[atoms.groups.group]
-    energy_scale = float(np.sqrt(np.mean((residual / atoms.groups.n_atoms) ** 2)))
-    spread = atoms.forces.scale() if setup.forces else float(np.std(residual))
+    energy = store.column(config.target)[rows].astype(np.float64)
+    if estimates_any(model.terms):
+        energy -= _estimated_term_energies(setup, model)
+    refs = fit_compositions(groups, energy, config.model.max_z, config.references)
+    residual = energy - refs.group_energy(groups)[groups.group]
+    energy_scale = float(np.sqrt(np.mean((residual / groups.n_atoms) ** 2)))
+    forces, charges = _training_mean_squares(config, setup)
+    spread = forces.scale() if setup.forces else float(np.std(residual))
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
                           multiplicity_offsets=refs.multiplicity_offsets)
     dipole = _MeanSquare()
     if config.supervises_dipole:
         dipole.add(store.column("dipole")[rows], finite_only=True)
-    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, atoms.forces.scale(),
-                                 atoms.charges.scale(), dipole.scale())
+    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, forces.scale(), charges.scale(),
+                                 dipole.scale())
 
 
 class _MeanSquare:
@@ -122,43 +143,46 @@ class _MeanSquare:
         return rms if rms > 0 else 1.0
 
 
-@dataclass
-class _TrainingAtoms:
-    """What setup needs of the training conformers' atoms: their compositions (the fit's rows), the physical
-    terms' estimated energies (C,) eV, and the mean squares of their forces and charge target."""
-
-    groups: Compositions
-    term_energy: np.ndarray
-    forces: _MeanSquare
-    charges: _MeanSquare
+def _training_atoms(setup: Setup, shard: Shard) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training conformers of `shard`: their store indices, atom offsets among their atoms (from 0) and the
+    (atoms,) bool mask of their atoms among the shard's."""
+    mask = setup.selected["train"][shard.first_conformer:shard.first_conformer + shard.n_conformers]
+    sizes = np.diff(shard.arrays["atom_offset"])
+    offsets = np.concatenate([[0], np.cumsum(sizes[mask])])
+    return np.flatnonzero(mask) + shard.first_conformer, offsets, np.repeat(mask, sizes)
 
 
-def _read_training_atoms(config: TrainConfig, setup: Setup, model: TensorNet) -> _TrainingAtoms:
-    """One pass over the store, a shard at a time, over the atoms of the training conformers (store order);
-    positions are read only when a physical term is estimated (term_estimates.py)."""
-    train, estimate = setup.selected["train"], estimates_any(model.terms)
-    optional = {"forces": setup.forces, config.charge_target: config.charge_target is not None, "pos": estimate}
-    columns = ["z"] + [name for name, wanted in optional.items() if wanted]
-    total_charge, multiplicity = setup.store.column("total_charge"), setup.store.column("multiplicity")
-    parts, terms, forces, charges = [], [], _MeanSquare(), _MeanSquare()
-    for shard in setup.store.iter_shards(columns):
-        mask = train[shard.first_conformer:shard.first_conformer + shard.n_conformers]
-        keep = np.flatnonzero(mask) + shard.first_conformer
-        sizes = np.diff(shard.arrays["atom_offset"])
-        offsets = np.concatenate([[0], np.cumsum(sizes[mask])])
-        atoms = np.repeat(mask, sizes)
-        z = shard.arrays["z"][atoms]
-        parts.append(compositions(z, offsets, total_charge[keep], multiplicity[keep]))
-        if estimate:
-            terms.append(estimated_term_energies(model.terms, z, _select_rows(shard.arrays["pos"], atoms), offsets,
-                                                 total_charge[keep]))
+def _estimated_term_energies(setup: Setup, model: TensorNet) -> np.ndarray:
+    """The physical terms' estimated energies (eV) of the training conformers (store order), a shard at a time
+    (term_estimates.py)."""
+    total_charge, terms = setup.store.column("total_charge"), []
+    for shard in setup.store.iter_shards(["z", "pos"]):
+        keep, offsets, atoms = _training_atoms(setup, shard)
+        terms.append(estimated_term_energies(model.terms, shard.arrays["z"][atoms],
+                                             _select_rows(shard.arrays["pos"], atoms), offsets, total_charge[keep]))
+    return np.concatenate(terms)
+
+
+def _training_mean_squares(config: TrainConfig, setup: Setup,
+                           enough: int = SCALE_ATOMS) -> tuple[_MeanSquare, _MeanSquare]:
+    """The mean squares of the training atoms' forces (eV/Å) and finite `charge_target` values (e), over shards
+    in a fixed random order until `enough` training atoms were seen (all of them in a smaller store)."""
+    forces, charges = _MeanSquare(), _MeanSquare()
+    columns = ["forces"] * setup.forces + [config.charge_target] * (config.charge_target is not None)
+    if not columns:
+        return forces, charges
+    seen = 0
+    for index in np.random.default_rng(0).permutation(setup.store.n_shards).tolist():
+        shard = setup.store.shard(index, columns)
+        atoms = _training_atoms(setup, shard)[2]
         if setup.forces:
             forces.add(_select_rows(shard.arrays["forces"], atoms))
         if config.charge_target is not None:
             charges.add(shard.arrays[config.charge_target][atoms], finite_only=True)
-    groups = merge_compositions(parts)
-    term_energy = np.concatenate(terms) if estimate else np.zeros(len(groups.group))
-    return _TrainingAtoms(groups, term_energy, forces, charges)
+        seen += int(atoms.sum())
+        if seen >= enough:
+            break
+    return forces, charges
 
 
 def _select_rows(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

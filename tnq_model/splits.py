@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from tnq_core.errors import TnqError
-from tnq_data.store.reader import Store
 
-from .references import distinct_rows
+from .references import Compositions, distinct_rows
 
 SPLITS = ("train", "val", "test")
 
@@ -27,39 +26,24 @@ def split_molecules(n_molecules: int, fractions: dict[str, float], seed: int) ->
     return {name: np.sort(parts[name]).astype(np.int64) for name in SPLITS}
 
 
-def molecule_elements(z: np.ndarray, atom_offset: np.ndarray, molecule: np.ndarray) -> list[set[int]]:
-    """The set of atomic numbers of each molecule; store columns `z` (A,), `atom_offset` (C+1,), `molecule` (C,).
+def molecule_labels(groups: Compositions, molecule: np.ndarray) -> tuple[list[set[int]], list[set[tuple[int, int]]]]:
+    """The atomic numbers of each molecule and its (total charge, multiplicity) pairs, over all its conformers.
 
-    Every atom is read (conformers of a molecule need not share atoms), vectorised: one (molecules, max z + 1)
-    presence table; read a store shard by shard with `store_molecule_elements`.
+    `groups` holds every conformer's element counts and state (`setup.store_compositions`: every atom read, as
+    nothing makes the conformers of a molecule share their atoms), `molecule` (C,) the store's column; each
+    distinct (molecule, group) pair is looked at once.
     """
-    n, width = _n_molecules(molecule), int(z.max()) + 1 if len(z) else 1
-    present = np.zeros(n * width, bool)
-    present[np.repeat(molecule * width, np.diff(atom_offset)) + z] = True  # 4x faster than 2-D fancy indexing
-    return _sets_per_row(*np.nonzero(present.reshape(n, width)), n)
-
-
-def store_molecule_elements(store: Store) -> list[set[int]]:
-    """`molecule_elements` of every molecule of `store`, one shard in memory at a time (molecules never span
-    shards)."""
-    return [elements for shard in store.iter_shards(["z"])
-            for elements in molecule_elements(shard.arrays["z"], shard.arrays["atom_offset"],
-                                              shard.arrays["molecule"] - shard.first_molecule)]
-
-
-def molecule_state_pairs(total_charge: np.ndarray, multiplicity: np.ndarray,
-                         molecule: np.ndarray) -> list[set[tuple[int, int]]]:
-    """The (total charge, multiplicity) pairs each molecule has; store columns (C,)."""
-    pairs: list[set[tuple[int, int]]] = [set() for _ in range(_n_molecules(molecule))]
-    rows = np.column_stack([molecule, total_charge, multiplicity]).astype(np.int64)
-    for j, q, m in distinct_rows(rows)[0].tolist():
-        pairs[j].add((q, m))
-    return pairs
+    n = _n_molecules(molecule)
+    pairs = distinct_rows(np.column_stack([molecule, groups.group]))[0]
+    owner, group = pairs[:, 0], pairs[:, 1]
+    held, element = np.nonzero(groups.counts[group] > 0)
+    states = list(zip(groups.total_charge[group].tolist(), groups.multiplicity[group].tolist()))
+    return (_sets_per_row(owner[held], groups.elements[element].tolist(), n), _sets_per_row(owner, states, n))
 
 
 def molecule_states(pairs: list[set[tuple[int, int]]]) -> list[set[tuple[str, int]]]:
     """The electronic states of each molecule as {("charge", Q), ("multiplicity", M), ...}, from the (Q, M)
-    pairs of `molecule_state_pairs`."""
+    pairs of `molecule_labels`."""
     return [{("charge", q) for q, _ in held} | {("multiplicity", m) for _, m in held} for held in pairs]
 
 
@@ -67,10 +51,9 @@ def _n_molecules(molecule: np.ndarray) -> int:
     return int(molecule.max()) + 1 if len(molecule) else 0
 
 
-def _sets_per_row(rows: np.ndarray, values: np.ndarray, n_rows: int) -> list[set[int]]:
+def _sets_per_row(rows: np.ndarray, values: list, n_rows: int) -> list[set]:
     """[{values[i] for i with rows[i] == r} for r < n_rows]; `rows` sorted."""
     bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
-    values = values.tolist()
     return [set(values[a:b]) for a, b in itertools.pairwise(bounds)]
 
 

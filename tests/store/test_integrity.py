@@ -155,6 +155,8 @@ def test_a_deleted_chunk_or_an_array_of_another_shard_is_caught(tmp_path, make_b
     _chunk(_array_dir(root, 0, "energy")).unlink()  # zarr would read its fill value
     with pytest.raises(DamagedArray, match="content hash differs"):
         open_store(root).column("energy")
+    with pytest.raises(DamagedArray, match="energy.*content hash differs"):  # from a worker thread
+        open_store(root).map_shards(lambda shard: shard.n_conformers, ["energy"], workers=2)
     pos0, pos1 = _array_dir(root, 0, "pos"), _array_dir(root, 1, "pos")
     shutil.rmtree(pos0)
     shutil.copytree(pos1, pos0)

@@ -53,6 +53,17 @@ def test_shards_hold_whole_molecules_whatever_the_batching(tmp_path, batches, ma
         assert not set(inside) & set(outside)
 
 
+@pytest.mark.parametrize("workers", [1, 3, None])
+def test_map_shards_gives_every_shard_in_order(tmp_path, batches, workers):
+    write_store(tmp_path / "s", batches, shard_bytes=3000)
+    store = open_store(tmp_path / "s")
+    def summary(shard):
+        return shard.index, shard.first_conformer, float(shard.arrays["energy"].sum()), shard.arrays["z"].tobytes()
+    mapped = store.map_shards(summary, ["energy", "z"], workers)
+    assert store.n_shards > 3 and [m[0] for m in mapped] == list(range(store.n_shards))
+    assert mapped == [summary(shard) for shard in store.iter_shards(["energy", "z"])]
+
+
 def test_version_id_is_a_hash_of_the_contents(tmp_path, batches, make_batch):
     random_batch = make_batch
     a = write_store(tmp_path / "a", batches)

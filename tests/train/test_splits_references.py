@@ -6,9 +6,9 @@ import pytest
 from tnq_data.store import open_store
 from tnq_model.config import ModelConfig, TrainConfig
 from tnq_model.references import compositions, distinct_rows, element_counts, fit_references
-from tnq_model.setup import build_potential, new_splits, prepare_data
-from tnq_model.splits import (conformer_mask, load_splits, molecule_elements, molecule_state_pairs, molecule_states,
-                              save_splits, split_molecules, store_molecule_elements)
+from tnq_model.setup import build_potential, new_splits, prepare_data, store_compositions
+from tnq_model.splits import (conformer_mask, load_splits, molecule_labels, molecule_states, save_splits,
+                              split_molecules)
 from tnq_model.term_estimates import estimated_term_energies
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
@@ -128,14 +128,30 @@ def test_two_cations_give_a_physical_reference_to_an_unseen_cation():
         assert 5.0 < float(cation[0] - neutral[0]) < 15.0
 
 
+def test_element_counts_match_counting_each_conformer():
+    """Packed counts against a count per conformer: empty conformers, a 3,000-atom conformer (fewer elements
+    per word), more elements than fit in one word, offsets that do not start at 0."""
+    rng = np.random.default_rng(2)
+    for trial in range(60):
+        n_atoms = rng.integers(0, 6, rng.integers(0, 8))
+        if trial % 3 == 0 and len(n_atoms):
+            n_atoms[rng.integers(len(n_atoms))] = 3000
+        elements = np.sort(rng.choice(np.arange(1, 119), rng.integers(1, 15), replace=False))
+        first = int(rng.integers(0, 4))
+        z = rng.choice(elements, first + n_atoms.sum() + 2).astype(np.uint8)
+        offsets = first + np.concatenate([[0], np.cumsum(n_atoms)])
+        expected = [[int(np.sum(z[a:b] == e)) for e in elements] for a, b in zip(offsets[:-1], offsets[1:])]
+        assert element_counts(z, offsets, elements).tolist() == expected, trial
+
+
 def test_molecules_with_elements_missing_from_train_move_to_train():
     from tnq_model.splits import cover_training
 
     # three molecules: C/H, C/H/S, N/H; each conformer of a molecule has the same atoms
     z = np.array([6, 1, 6, 1, 6, 1, 16, 7, 1], dtype=np.uint8)
     atom_offset = np.array([0, 2, 4, 7, 9])
-    molecule = np.array([0, 0, 1, 2])
-    elements = molecule_elements(z, atom_offset, molecule)
+    molecule, state = np.array([0, 0, 1, 2]), np.array([0, 0, 0, 0])
+    elements = molecule_labels(compositions(z, atom_offset, state, state + 1), molecule)[0]
     assert elements == [{1, 6}, {1, 6, 16}, {1, 7}]
     splits = {"train": np.array([0]), "val": np.array([1]), "test": np.array([2])}
     covered = cover_training(splits, elements)
@@ -149,7 +165,8 @@ def test_molecules_with_states_missing_from_train_move_to_train():
 
     # three molecules: neutral singlets; a cation doublet and neutral singlet; an anion doublet
     charge, multiplicity = np.array([0, 0, 1, 0, -1]), np.array([1, 1, 2, 1, 2])
-    states = molecule_states(molecule_state_pairs(charge, multiplicity, np.array([0, 0, 1, 1, 2])))
+    groups = compositions(np.ones(5, np.uint8), np.arange(6), charge, multiplicity)
+    states = molecule_states(molecule_labels(groups, np.array([0, 0, 1, 1, 2]))[1])
     assert states == [{("charge", 0), ("multiplicity", 1)},
                       {("charge", 1), ("charge", 0), ("multiplicity", 2), ("multiplicity", 1)},
                       {("charge", -1), ("multiplicity", 2)}]
@@ -199,11 +216,12 @@ def test_per_molecule_labels_match_a_reading_conformer_by_conformer(make_store):
         pairs[molecule].add((q, m))
     assert store.n_shards > 3 and any(len({store.conformer(c)["z"].tobytes() for c in range(*store.molecule(j)[
         "conformers"])}) > 1 for j in range(60)), "shards and molecules whose conformers differ"
-    assert store_molecule_elements(store) == elements
-    assert molecule_elements(store.column("z"), store.column("atom_offset"), store.column("molecule")) == elements
-    columns = store.column("total_charge"), store.column("multiplicity"), store.column("molecule")
-    assert molecule_state_pairs(*columns) == pairs and molecule_states(pairs) == states
-    assert molecule_state_pairs(*[c[:0] for c in columns]) == []
+    assert molecule_labels(store_compositions(store), store.column("molecule")) == (elements, pairs)
+    assert molecule_states(pairs) == states
+    whole = compositions(store.column("z"), store.column("atom_offset"), store.column("total_charge"),
+                         store.column("multiplicity"))
+    assert molecule_labels(whole, store.column("molecule")) == (elements, pairs)
+    assert molecule_labels(whole.subset(np.arange(0)), np.zeros(0, np.int64)) == ([], [])
 
 
 @pytest.mark.parametrize("physics", [[], ["charges", "coulomb", "zbl"]])
@@ -239,10 +257,38 @@ def test_setup_read_shard_by_shard_matches_the_whole_columns(make_store, tmp_pat
     assert scales.charges != 1.0 or not physics
 
 
+def test_force_and_charge_scales_come_from_whole_shards_until_enough_atoms(make_store, tmp_path):
+    """The scales' mean squares stop at the first shard that brings `enough` training atoms: one shard's RMS
+    with enough=1, every shard's with enough at least the training atoms."""
+    from tnq_model.setup import _training_mean_squares
+
+    path = make_store(80, seed=5, shard_bytes=2000, charges="mbis")
+    config = TrainConfig(store=path, out=tmp_path / "run", charge_target="charges/mbis",
+                         model=ModelConfig(physics=["charges"]))
+    setup = prepare_data(config, None)
+    train = setup.selected["train"]
+    per_shard = []
+    for shard in setup.store.iter_shards(["forces", "charges/mbis"]):
+        atoms = np.repeat(train[shard.first_conformer:shard.first_conformer + shard.n_conformers],
+                          np.diff(shard.arrays["atom_offset"]))
+        if atoms.any():
+            per_shard.append((shard.arrays["forces"][atoms].astype(np.float64),
+                              shard.arrays["charges/mbis"][atoms].astype(np.float64)))
+    forces, charges = _training_mean_squares(config, setup, enough=1)
+    one = [(np.sqrt(np.mean(f ** 2)), np.sqrt(np.mean(q[np.isfinite(q)] ** 2))) for f, q in per_shard]
+    assert len(per_shard) > 3 and any(np.allclose((forces.scale(), charges.scale()), rms, rtol=1e-12) for rms in one)
+    every = [np.concatenate(part) for part in zip(*per_shard)]
+    forces, charges = _training_mean_squares(config, setup, enough=len(every[1]))
+    np.testing.assert_allclose([forces.scale(), charges.scale()],
+                               [np.sqrt(np.mean(every[0] ** 2)), np.sqrt(np.mean(every[1][np.isfinite(every[1])] ** 2))],
+                               rtol=1e-12)
+    assert not any(np.isclose(forces.scale(), rms[0], rtol=1e-9) for rms in one)
+
+
 def test_new_splits_keep_their_molecules(make_store):
     """The splits a seed draws on this store, as drawn before setup read it shard by shard (pinned)."""
     store = open_store(make_store(30, seed=7, shard_bytes=1500))
-    splits = new_splits(store, TrainConfig(store=store.root).split)
+    splits = new_splits(store, TrainConfig(store=store.root).split, store_compositions(store), store.column("molecule"))
     assert {name: ids.tolist() for name, ids in splits.items()} == {
         "train": [0, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 23, 24, 25, 27, 28, 29],
         "val": [1, 5, 11, 22, 26], "test": [2, 3, 20, 21]}

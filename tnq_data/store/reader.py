@@ -4,10 +4,13 @@ A `Store` holds no zarr objects between calls, only its manifest and a small cac
 can be pickled into spawned workers and used after a fork (zarr 3 resets its event loop in forked children).
 """
 
+import os
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +20,10 @@ from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import read_manifest
 
 _STRUCTURE = ("molecule", "atom_offset", "conformer_offset")
+#: Most threads `Store.map_shards` uses by default.
+MAP_WORKERS = 8
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -142,6 +149,16 @@ class Store:
         """Every shard in order, for one pass over a large store (read without filling the cache)."""
         for index in range(self.n_shards):
             yield self._cache.get(index) or self._load(index, columns)
+
+    def map_shards(self, function: Callable[[Shard], T], columns: list[str] | None = None,
+                   workers: int | None = None) -> list[T]:
+        """[function(shard) for shard in self.iter_shards(columns)], with `workers` shards read and processed at
+        once in threads (zarr's decoding and most numpy operations release the GIL); by default as many as the
+        cores this process may use, at most `MAP_WORKERS`. About `workers` shards are in memory at a time."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        with ThreadPoolExecutor(workers or min(cores, MAP_WORKERS)) as pool:
+            return list(pool.map(lambda index: function(self._cache.get(index) or self._load(index, columns)),
+                                 range(self.n_shards)))
 
     def column(self, name: str) -> np.ndarray:
         """The whole column over all shards; offset columns come back global, with one final end row."""
