@@ -108,6 +108,29 @@ def test_manifests_without_a_checksum_are_still_read_and_checked_against_their_i
         open_store(root)
 
 
+def test_numeric_arrays_are_decoded_without_zarr_to_what_zarr_reads(tmp_path, make_batch):
+    """tnq's own decoder of one-chunk arrays against zarr's reading of the same arrays: every numeric array
+    (raw floats with crc32c, zstd integers) takes it and gives the same values and dtype, writable; text and a
+    missing chunk are left to zarr."""
+    from tnq_data.store.arrays import _read_one_chunk
+
+    root = tmp_path / "s"
+    write_store(root, [make_batch(1, 6)], shard_bytes=2000)
+    add_columns(root, {"charges/x": Column("atom", np.linspace(-1, 1, open_store(root).n_atoms))})
+    store = open_store(root)
+    for name in store.columns:
+        for part in store.manifest["arrays"][name]["shards"]:
+            expected = zarr.open_array(store=str(root / part["path"]), mode="r")[...]
+            ours = _read_one_chunk(root / part["path"])
+            if expected.dtype.kind in "TUO":
+                assert ours is None, name
+                continue
+            assert ours is not None and ours.dtype == expected.dtype and ours.flags.writeable, name
+            np.testing.assert_array_equal(ours, expected)
+    _chunk(_array_dir(root, 0, "energy")).unlink()
+    assert _read_one_chunk(_array_dir(root, 0, "energy")) is None
+
+
 def test_a_flipped_byte_in_any_chunk_is_caught_by_its_checksum_on_read(tmp_path, make_batch):
     root = tmp_path / "s"
     write_store(root, [make_batch(1, 6)], shard_bytes=2000)
