@@ -153,7 +153,7 @@ class Store:
     def map_shards(self, function: Callable[[Shard], T], columns: list[str] | None = None,
                    workers: int | None = None) -> list[T]:
         """[function(shard) for shard in self.iter_shards(columns)], with `workers` shards read and processed at
-        once in threads (zarr's decoding and most numpy operations release the GIL); by default as many as the
+        once in threads (decoding and most numpy operations release the GIL); by default as many as the
         cores this process may use, at most `MAP_WORKERS`. About `workers` shards are in memory at a time."""
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         with ThreadPoolExecutor(workers or min(cores, MAP_WORKERS)) as pool:
