@@ -5,7 +5,7 @@ same content, in two layouts: one group per molecule (as SPICE and most MLIP dat
 concatenated arrays (h5py's best case). Writing includes the flushes (fsync) that make a committed version
 survive a power loss. Reading: streaming every conformer in shard order, and random access to one conformer
 of a cached shard. Checksums on read: the content hashes checked with `open_store(verify=True)` (the
-default; `verify=False` checks chunk checksums and shapes only) and the crc32c of float chunks that zarr checks
+default; `verify=False` checks chunk checksums and shapes only) and the crc32c of float chunks that the reader checks
 on every read, each timed alone and as a share of the streaming time (goal: at most 10%), plus an A/B of
 whole runs.
 

@@ -51,7 +51,7 @@ def combine_hashes(hashes: list[str]) -> str:
 
 
 def _compressors(array: np.ndarray) -> tuple:
-    """Every chunk carries a checksum that zarr checks on decode: crc32c on raw floats (they hardly compress
+    """Every chunk carries a checksum, checked on decode: crc32c on raw floats (they hardly compress
     and raw writes are 2-3x faster), zstd's own checksum on the rest."""
     return (Crc32cCodec(),) if array.dtype.kind == "f" else (ZstdCodec(level=3, checksum=True),)
 

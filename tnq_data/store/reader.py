@@ -45,7 +45,7 @@ class Shard:
 class Store:
     """A read-only view of one version of a store. Create it with `open_store`.
 
-    Every array read is checked: its chunk checksum (by zarr), its shape against the manifest and, with
+    Every array read is checked: its chunk checksum (on decode), its shape against the manifest and, with
     `verify`, its content hash against the manifest. A damaged array raises `DamagedArray` (a `TnqError`).
     """
 
@@ -148,7 +148,7 @@ class Store:
     def iter_shards(self, columns: list[str] | None = None) -> Iterator[Shard]:
         """Every shard in order, for one pass over a large store (read without filling the cache)."""
         for index in range(self.n_shards):
-            yield self._cache.get(index) or self._load(index, columns)
+            yield self._passing(index, columns)
 
     def map_shards(self, function: Callable[[Shard], T], columns: list[str] | None = None,
                    workers: int | None = None) -> list[T]:
@@ -157,8 +157,11 @@ class Store:
         cores this process may use, at most `MAP_WORKERS`. About `workers` shards are in memory at a time."""
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         with ThreadPoolExecutor(workers or min(cores, MAP_WORKERS)) as pool:
-            return list(pool.map(lambda index: function(self._cache.get(index) or self._load(index, columns)),
-                                 range(self.n_shards)))
+            return list(pool.map(lambda index: function(self._passing(index, columns)), range(self.n_shards)))
+
+    def _passing(self, index: int, columns: list[str] | None) -> Shard:
+        """Shard `index` for one pass over the store: from the cache if there, else read without caching it."""
+        return self._cache.get(index) or self._load(index, columns)
 
     def column(self, name: str) -> np.ndarray:
         """The whole column over all shards; offset columns come back global, with one final end row."""
