@@ -17,6 +17,8 @@ torchmd-net's own trainer (Lightning, HDF5 datasets) is not run: its rows are mo
 
     python bench/bench_gpu.py                 # CUDA only; on a machine without it, says so and exits 0
     /path/to/venv-with-torchmd-net/bin/python bench/bench_gpu.py --conformers 100000
+    python bench/bench_gpu.py --device cpu --conformers 500 --repeats 1 --skip model   # a smoke run of the
+        # script's own code on CPU (no GPU memory or busy figures), before spending device time
 """
 
 import argparse
@@ -61,7 +63,9 @@ def forces(energy_fn: Callable, pos: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 def peak_step_mib(step: Callable[[], None], device: torch.device) -> float:
-    """Peak GPU memory allocated during one call of `step`, above what was allocated before, MiB."""
+    """Peak GPU memory allocated during one call of `step`, above what was allocated before, MiB (NaN on CPU)."""
+    if device.type != "cuda":
+        return float("nan")
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
@@ -166,7 +170,7 @@ class BusySampler:
         return f"{sum(self.samples) / len(self.samples):.0f}% ({len(self.samples)} samples, {self.source})"
 
 
-def epoch_row(store: Path, num_workers: int, batch_size: int) -> None:
+def epoch_row(store: Path, num_workers: int, batch_size: int, device: torch.device) -> None:
     """Print part 2 (see the module docstring)."""
     bm = bench_model
     from tnq_core.progress import SILENT
@@ -175,16 +179,17 @@ def epoch_row(store: Path, num_workers: int, batch_size: int) -> None:
     from tnq_model.setup import build_potential, prepare_data
     from tnq_model.trainer import Trainer
 
-    config = TrainConfig(store=store, out=store.parent / "unused", device="cuda", num_workers=num_workers,
+    config = TrainConfig(store=store, out=store.parent / "unused", device=device.type, num_workers=num_workers,
                          batch_size=batch_size, model=ModelConfig(hidden_channels=bm.HIDDEN, num_layers=bm.LAYERS,
                                                                   num_rbf=bm.RBF, cutoff=bm.CUTOFF))
     setup = prepare_data(config, None)
-    env = init_distributed("cuda")
+    env = init_distributed(device.type)
     trainer = Trainer(config, setup, *build_potential(config, setup), env)
     with BusySampler(env.device) as sampler:
         start = time.perf_counter()
         trainer.train_epoch(SILENT)
-        torch.cuda.synchronize(env.device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(env.device)
         seconds = time.perf_counter() - start
     conformers = int(setup.selected["train"].sum())
     print(f"\ntraining epoch in process (Trainer.train_epoch, {num_workers} loader workers, batch {batch_size}): "
@@ -192,16 +197,16 @@ def epoch_row(store: Path, num_workers: int, batch_size: int) -> None:
           f"{sampler.busy()}")
 
 
-def cli_row(store: Path, out: Path, num_workers: int, batch_size: int) -> None:
+def cli_row(store: Path, out: Path, num_workers: int, batch_size: int, device: torch.device) -> None:
     """Print part 3 (see the module docstring)."""
     bm = bench_model
     config = out.parent / "gpu_bench.yaml"
     config.write_text(f"model:\n  hidden_channels: {bm.HIDDEN}\n  num_layers: {bm.LAYERS}\n  num_rbf: {bm.RBF}\n"
                       f"  cutoff: {bm.CUTOFF}\n")
     command = [shutil.which("tnq-train") or "tnq-train", "--store", str(store), "--out", str(out), "--config",
-               str(config), "--max-epochs", "1", "--device", "cuda", "--num-workers", str(num_workers),
+               str(config), "--max-epochs", "1", "--device", device.type, "--num-workers", str(num_workers),
                "--batch-size", str(batch_size), "--quiet", "--json"]
-    with BusySampler(torch.device("cuda")) as sampler:
+    with BusySampler(device) as sampler:
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -220,13 +225,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=20, help="timed model steps (median reported)")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: model,epoch,cli")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                        help="cpu: a smoke run of this script's code, no figures worth reporting")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("bench_gpu: no CUDA device visible to torch; nothing measured (run it on a GPU machine)")
         return
-    device = torch.device("cuda")
+    device = torch.device(args.device)
     skip = set(args.skip.split(","))
-    print(f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU smoke run"
+    print(f"{name}, torch {torch.__version__}")
     if "model" not in skip:
         model_rows(device, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,9 +244,9 @@ def main() -> None:
         seconds = bench_scale.write_synthetic_store(store, args.conformers)
         print(f"\nsynthetic store: {args.conformers:,} SPICE-like conformers written in {seconds:.0f} s")
         if "epoch" not in skip:
-            epoch_row(store, args.num_workers, args.batch_size)
+            epoch_row(store, args.num_workers, args.batch_size, device)
         if "cli" not in skip:
-            cli_row(store, Path(tmp) / "run", args.num_workers, args.batch_size)
+            cli_row(store, Path(tmp) / "run", args.num_workers, args.batch_size, device)
 
 
 if __name__ == "__main__":
