@@ -29,9 +29,10 @@ from .splits import (
 )
 from .term_estimates import estimated_term_energies, estimates_any
 
-#: Training atoms whose forces and charge target set their loss scales: shards are read in a fixed random
-#: order until this many were seen (every shard of a smaller store); an RMS over millions of atoms moves by
-#: well under 1% with more, and reading every force of a large store would dominate the time to first batch.
+#: Training atoms whose forces and charge target set their loss scales: shards are read in `spread_order`
+#: until this many were seen (every shard of a smaller store). A scale only normalises a loss term, so an
+#: estimate from a few whole shards spread over the store serves, and reading every force of a large store
+#: would dominate the time to first batch.
 SCALE_ATOMS = 1 << 22
 
 
@@ -184,13 +185,13 @@ def _estimated_term_energies(setup: Setup, model: TensorNet) -> np.ndarray:
 def _training_mean_squares(config: TrainConfig, setup: Setup,
                            enough: int = SCALE_ATOMS) -> tuple[_MeanSquare, _MeanSquare]:
     """The mean squares of the training atoms' forces (eV/Å) and finite `charge_target` values (e), over shards
-    in a fixed random order until `enough` training atoms were seen (all of them in a smaller store)."""
+    in `spread_order` until `enough` training atoms were seen (all of them in a smaller store)."""
     forces, charges = _MeanSquare(), _MeanSquare()
     columns = ["forces"] * setup.forces + [config.charge_target] * (config.charge_target is not None)
     if not columns:
         return forces, charges
     seen = 0
-    for index in np.random.default_rng(0).permutation(setup.store.n_shards).tolist():
+    for index in spread_order(setup.store.n_shards):
         shard = setup.store.shard(index, columns)
         atoms = _training_atoms(setup, shard)[2]
         if setup.forces:
@@ -201,6 +202,14 @@ def _training_mean_squares(config: TrainConfig, setup: Setup,
         if seen >= enough:
             break
     return forces, charges
+
+
+def spread_order(n: int) -> list[int]:
+    """0 .. n-1 ordered so that every prefix is spread evenly over the range (a store's subsets come one after
+    another, so a prefix of shards samples each of them): index j's place is its bit-reversed binary fraction
+    (van der Corput), scaled to n, each index kept where it first appears."""
+    bits = max(n - 1, 1).bit_length()
+    return list(dict.fromkeys(int(f"{j:0{bits}b}"[::-1], 2) * n >> bits for j in range(1 << bits)))
 
 
 def _select_rows(values: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -285,6 +285,19 @@ def test_force_and_charge_scales_come_from_whole_shards_until_enough_atoms(make_
     assert not any(np.isclose(forces.scale(), rms[0], rtol=1e-9) for rms in one)
 
 
+def test_spread_order_visits_every_shard_and_spreads_each_power_of_two_prefix_evenly():
+    """The first 2^m shards of the order are the evenly spaced floor(i n / 2^m): a store's subsets, written one
+    after another, are each sampled by a prefix."""
+    from tnq_model.setup import spread_order
+
+    for n in range(1, 130):
+        order = spread_order(n)
+        assert sorted(order) == list(range(n)), n
+        for m in range(n.bit_length()):
+            if 2 ** m <= n:
+                assert sorted(order[:2 ** m]) == [i * n // 2 ** m for i in range(2 ** m)], (n, m)
+
+
 def test_new_splits_keep_their_molecules(make_store):
     """The splits a seed draws on this store, as drawn before setup read it shard by shard (pinned)."""
     store = open_store(make_store(30, seed=7, shard_bytes=1500))
