@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tnq_data.store.compositions import distinct_rows, element_counts
+
 #: Fits of ``TrainConfig.references``: element only, plus per-charge offsets, plus per-multiplicity offsets.
 REFERENCE_FITS = ("element", "element_charge", "element_state")
 
@@ -67,38 +69,35 @@ class Compositions:
                             self.multiplicity[used], (np.cumsum(used) - 1)[self.group[rows]])
 
 
-def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray) -> np.ndarray:
-    """(C, len(elements)) int64 number of atoms of each element per conformer; z (A,), atom_offset (C+1,);
-    `elements` sorted, holding every z read.
+def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray, multiplicity: np.ndarray,
+                 composition: np.ndarray | None = None) -> Compositions:
+    """The conformers with atoms z[atom_offset[c]:atom_offset[c+1]] and states (C,), grouped.
 
-    Each atom contributes 1 << (slot * bits) to a uint64 word, several elements sharing a word with `bits`
-    enough for the largest conformer, so summing a conformer's words (one reduceat per word) counts them all
-    without a carry from one slot into the next.
+    `composition` (C,), a shard's column of that name (offsets from 0: each conformer's first conformer of
+    the same element counts), lets only those first conformers' atoms be counted.
     """
-    n_atoms = np.diff(atom_offset)
-    counts = np.zeros((len(n_atoms), len(elements)), np.int64)
-    bits = max(int(n_atoms.max(initial=0)).bit_length(), 1)
-    z = z[atom_offset[0]:atom_offset[-1]].astype(np.intp, copy=False)  # 3x faster to index with than uint8
-    held = n_atoms > 0  # reduceat would give an empty conformer its next atom
-    start = atom_offset[:-1][held] - atom_offset[0]
-    for first in range(0, len(elements) if held.any() else 0, 64 // bits):
-        chunk = elements[first:first + 64 // bits]
-        shifts = np.arange(len(chunk), dtype=np.uint64) * np.uint64(bits)
-        word = np.zeros(int(elements[-1]) + 1, np.uint64)
-        word[chunk] = np.uint64(1) << shifts
-        packed = np.add.reduceat(np.take(word, z), start)
-        counts[held, first:first + len(chunk)] = (packed[:, None] >> shifts) & np.uint64((1 << bits) - 1)
-    return counts
-
-
-def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
-                 multiplicity: np.ndarray) -> Compositions:
-    """The conformers with atoms z[atom_offset[c]:atom_offset[c+1]] and states (C,), grouped."""
+    if composition is not None:
+        return _compositions_of_firsts(z, atom_offset, total_charge, multiplicity, composition)
     z = z[atom_offset[0]:atom_offset[-1]].astype(np.intp)
     elements = np.flatnonzero(np.bincount(z))
     atom_offset = atom_offset - atom_offset[0]
     return _grouped(elements, np.column_stack([element_counts(z, atom_offset, elements), total_charge,
                                                multiplicity]).astype(np.int64))
+
+
+def _compositions_of_firsts(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
+                            multiplicity: np.ndarray, composition: np.ndarray) -> Compositions:
+    """`compositions` counting only the atoms of the conformers each `composition` entry points at."""
+    firsts = np.flatnonzero(composition == np.arange(len(composition)))
+    sizes = np.diff(atom_offset)[firsts]
+    ends = np.cumsum(sizes)
+    atoms = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(atom_offset[firsts] - (ends - sizes), sizes)
+    first_z = z[atoms].astype(np.intp)
+    elements = np.flatnonzero(np.bincount(first_z, minlength=1))
+    counts = element_counts(first_z, np.concatenate([[0], ends]), elements)
+    keys, group = distinct_rows(np.column_stack([np.searchsorted(firsts, composition), total_charge,
+                                                 multiplicity]).astype(np.int64))
+    return _grouped(elements, np.column_stack([counts[keys[:, 0]], keys[:, 1:]]), group)
 
 
 def merge_compositions(parts: list[Compositions]) -> Compositions:
@@ -129,27 +128,6 @@ def _offsets(states: list[int], offsets: np.ndarray, values: np.ndarray) -> np.n
     if not states:
         return np.zeros(len(values))
     return offsets[np.searchsorted(states, values)]
-
-
-def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct rows of an (R, K) integer array, sorted lexicographically, and the (R,) index of each row
-    among them: np.unique(rows, axis=0, return_inverse=True) through one lexsort (10x faster), of the first
-    row of each run of equal rows only (a store's conformers come in runs, one molecule's after another)."""
-    run = _first_of_runs(rows)
-    heads = rows[run]
-    order = np.lexsort(heads.T[::-1])
-    ordered = heads[order]
-    new = _first_of_runs(ordered)
-    inverse = np.empty(len(heads), np.int64)
-    inverse[order] = np.cumsum(new) - 1
-    return ordered[new], inverse[np.cumsum(run) - 1]
-
-
-def _first_of_runs(rows: np.ndarray) -> np.ndarray:
-    """(R,) bool: rows that differ from the row before them (the first row included)."""
-    first = np.ones(len(rows), bool)
-    first[1:] = np.any(rows[1:] != rows[:-1], axis=1)
-    return first
 
 
 def _indicators(values: np.ndarray, neutral: int, size: np.ndarray) -> tuple[list[int], int, np.ndarray]:

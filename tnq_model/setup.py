@@ -11,6 +11,7 @@ import torch
 
 from tnq_core.errors import TnqError
 from tnq_data.store import open_store
+from tnq_data.store.compositions import check_composition_column
 from tnq_data.store.reader import Shard, Store
 
 from .config import SplitConfig, TrainConfig
@@ -49,10 +50,23 @@ class Setup:
 
 def store_compositions(store: Store) -> Compositions:
     """Every conformer's element counts, total charge and multiplicity, grouped (the reference fit's rows and
-    the molecules' labels): one pass over z, a few shards at a time (`Store.map_shards`)."""
-    return merge_compositions(store.map_shards(lambda shard: compositions(
-        shard.arrays["z"], shard.arrays["atom_offset"], shard.arrays["total_charge"], shard.arrays["multiplicity"]),
-        ["z", "total_charge", "multiplicity"]))
+    the molecules' labels): one pass over z, a few shards at a time (`Store.map_shards`), counting only the
+    atoms of the conformers the store's `composition` column points at (every atom of a store without it)."""
+    derived = "composition" in store.columns
+    return merge_compositions(store.map_shards(
+        lambda shard: compositions(shard.arrays["z"], shard.arrays["atom_offset"], shard.arrays["total_charge"],
+                                   shard.arrays["multiplicity"], _composition(store, shard) if derived else None),
+        ["z", "total_charge", "multiplicity"] + ["composition"] * derived))
+
+
+def _composition(store: Store, shard: Shard) -> np.ndarray:
+    """The shard's `composition` column, after the checks it allows without z (`check_composition_column`)."""
+    composition = shard.arrays["composition"]
+    problem = check_composition_column(composition, shard.arrays["atom_offset"])
+    if problem:
+        raise TnqError(f"{store.root}: the `composition` column of shard {shard.index} {problem}; the store was "
+                       f"not written by tnq or is damaged: run tnq-data verify {store.root}")
+    return composition
 
 
 def new_splits(store: Store, split: SplitConfig, groups: Compositions, molecule: np.ndarray) -> dict[str, np.ndarray]:

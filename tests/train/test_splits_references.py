@@ -5,7 +5,8 @@ import pytest
 
 from tnq_data.store import open_store
 from tnq_model.config import ModelConfig, TrainConfig
-from tnq_model.references import compositions, distinct_rows, element_counts, fit_references
+from tnq_data.store.compositions import distinct_rows, element_counts
+from tnq_model.references import compositions, fit_references
 from tnq_model.setup import build_potential, new_splits, prepare_data, store_compositions
 from tnq_model.splits import (conformer_mask, load_splits, molecule_labels, molecule_states, save_splits,
                               split_molecules)

@@ -23,6 +23,7 @@ BUILTIN_COLUMNS: dict[str, tuple[str, str, tuple[int, ...], str | None]] = {
     "dipole": ("conformer", "float64", (3,), "e*angstrom"),
     "molecule": ("conformer", "int64", (), None),
     "atom_offset": ("conformer", "int64", (), None),
+    "composition": ("conformer", "int32", (), None),
     "smiles": ("molecule", "str", (), None),
     "subset": ("molecule", "str", (), None),
     "source_id": ("molecule", "str", (), None),
@@ -36,7 +37,7 @@ REQUIRED = {
     "molecule": ("smiles", "subset", "source_id"),
 }
 #: Columns the writer derives from the batch counts; a batch must not carry them.
-DERIVED = ("molecule", "atom_offset", "conformer_offset")
+DERIVED = ("molecule", "atom_offset", "conformer_offset", "composition")
 #: Offsets have one more row than their axis (axis name -> offset column).
 OFFSET_COLUMNS = {"atom_offset": "conformer", "conformer_offset": "molecule"}
 

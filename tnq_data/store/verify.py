@@ -2,8 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
+
 from tnq_core.errors import TnqError
 from tnq_data.store.arrays import DamagedArray, read_checked
+from tnq_data.store.compositions import composition_column
 from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import VERSIONS, head_version, read_manifest
 
@@ -39,6 +42,22 @@ def verify_version(root: Path, version: str) -> list[str]:
             problem = _check_array(root, part["path"], part["hash"], shape)
             if problem:
                 problems.append(problem)
+    return problems or _composition_problems(root, manifest)
+
+
+def _composition_problems(root: Path, manifest: dict) -> list[str]:
+    """The shards whose `composition` column (a writer's summary of z, docs/store-format.md) disagrees with
+    their z; the arrays themselves are known to be intact."""
+    arrays, problems = manifest["arrays"], []
+    if "composition" not in arrays:
+        return problems
+    for k, shard in enumerate(manifest["shards"]):
+        read = {name: read_checked(root, arrays[name]["shards"][k]["path"],
+                                   (shard[f"{arrays[name]['axis']}s"] + (name in OFFSET_COLUMNS),), None)
+                for name in ("z", "atom_offset", "composition")}
+        if not np.array_equal(read["composition"], composition_column(read["z"], read["atom_offset"])):
+            problems.append(f"wrong: {root / arrays['composition']['shards'][k]['path']} (the `composition` "
+                            "column does not match z; rewrite the store with tnq)")
     return problems
 
 

@@ -8,7 +8,8 @@ import numpy as np
 from tnq_core.errors import TnqError
 from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, write_array
 from tnq_data.store.durable import TMP_PREFIX, fsync_path, remove_temporaries, sync_dirs
-from tnq_data.store.format import (AXES, OFFSET_COLUMNS, Column, MoleculeBatch, cast_column,
+from tnq_data.store.compositions import composition_column
+from tnq_data.store.format import (AXES, BUILTIN_COLUMNS, DERIVED, Column, MoleculeBatch, cast_column,
                                    check_column_name, column_spec, concat_batches, dtype_name, slice_molecules)
 from tnq_data.store.manifest import (LOCK, VERSIONS, content_id, is_store, make_provenance, new_manifest,
                                      read_manifest, write_version, writer_lock)
@@ -112,17 +113,19 @@ class StoreWriter:
         index = len(self.shards)
         first_molecule = sum(s["molecules"] for s in self.shards)
         n_conf, n_atoms = batch.molecule["n_conformers"], batch.conformer["n_atoms"]
+        atom_offset = np.concatenate([[0], np.cumsum(n_atoms)])
         derived = {
             "molecule": ("conformer", np.repeat(np.arange(first_molecule, first_molecule + len(n_conf)), n_conf)),
-            "atom_offset": ("conformer", np.concatenate([[0], np.cumsum(n_atoms)])),
+            "atom_offset": ("conformer", atom_offset),
             "conformer_offset": ("molecule", np.concatenate([[0], np.cumsum(n_conf)])),
+            "composition": ("conformer", composition_column(batch.atom["z"], atom_offset)),
         }
         for axis in AXES:
             for name, values in batch.axis(axis).items():
                 if name not in ("n_conformers", "n_atoms"):
                     self.columns.put(index, name, axis, values, column_spec(name, values, axis)[2])
         for name, (axis, values) in derived.items():
-            self.columns.put(index, name, axis, values.astype(np.int64), None)
+            self.columns.put(index, name, axis, values.astype(BUILTIN_COLUMNS[name][1]), None)
         self.shards.append({"molecules": len(n_conf), "conformers": len(n_atoms), "atoms": int(n_atoms.sum())})
 
     def close(self) -> tuple[dict, list[dict], dict[str, dict]]:
@@ -200,7 +203,7 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
             check_column_name(name)
             if column.axis not in AXES:
                 raise TnqError(f"column {name!r}: axis must be one of {', '.join(AXES)}, not {column.axis!r}")
-            if name in OFFSET_COLUMNS or name in ("z", "molecule"):
+            if name in DERIVED or name == "z":
                 raise TnqError(f"column {name!r} defines the store's structure and cannot be replaced")
             values = np.asarray(column.values)
             expected = base["counts"][column.axis]
