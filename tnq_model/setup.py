@@ -1,9 +1,6 @@
 """What a run trains on: the store version, the splits and their usable conformers, and a new Potential with
 references and loss scales fitted on the training split."""
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,25 +71,10 @@ def new_splits(store: Store, split: SplitConfig, groups: Compositions, molecule:
     molecules have in val and test, and every element, total charge and multiplicity in train; `groups` are
     the store's `store_compositions`, `molecule` (C,) its column."""
     splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
-    with _cycle_collection_paused():
-        elements, pairs = molecule_labels(groups, molecule)
-        labels = [e | s for e, s in zip(elements, molecule_states(pairs))]
-        splits = cover_training(splits, labels)  # first, so that spreading never picks a molecule train needs
-        return spread_states(splits, pairs, labels)
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Python's cycle collector paused (as it was after): the molecules' label sets hold no cycles, and the
-    collections their allocations trigger, each scanning every set made so far, took 3/4 of the time to build
-    40,000 molecules' labels."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    elements, states = molecule_labels(groups, molecule)
+    labels = elements | molecule_states(states)
+    splits = cover_training(splits, labels)  # first, so that spreading never picks a molecule train needs
+    return spread_states(splits, states, labels)
 
 
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:

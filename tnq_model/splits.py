@@ -1,7 +1,7 @@
 """Train/val/test splits by molecule: every conformer (and spin state) of a molecule lands on one side."""
 
-import itertools
-from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,38 +26,90 @@ def split_molecules(n_molecules: int, fractions: dict[str, float], seed: int) ->
     return {name: np.sort(parts[name]).astype(np.int64) for name in SPLITS}
 
 
-def molecule_labels(groups: Compositions, molecule: np.ndarray) -> tuple[list[set[int]], list[set[tuple[int, int]]]]:
-    """The atomic numbers of each molecule and its (total charge, multiplicity) pairs, over all its conformers.
+#: Label keys: an element is its atomic number; a total charge Q, a multiplicity M and a state (Q, M) are keys
+#: above every element, each family in its own range, ordered as its values.
+CHARGE_KEY, MULTIPLICITY_KEY, STATE_KEY = 1_000, 2_000, 1 << 20
+_KEY_BITS = 21  # every key is below 1 << 21, so (molecule, key) packs into one int64
 
-    `groups` holds every conformer's element counts and state (`setup.store_compositions`: every atom read, as
-    nothing makes the conformers of a molecule share their atoms), `molecule` (C,) the store's column; each
+
+def charge_key(total_charge: np.ndarray) -> np.ndarray:
+    return CHARGE_KEY + 128 + np.asarray(total_charge, np.int64)
+
+
+def multiplicity_key(multiplicity: np.ndarray) -> np.ndarray:
+    return MULTIPLICITY_KEY + np.asarray(multiplicity, np.int64)
+
+
+def state_key(total_charge: np.ndarray, multiplicity: np.ndarray) -> np.ndarray:
+    """Keys of (total charge, multiplicity) states (int8 each), in the order of the pairs."""
+    return STATE_KEY + (128 + np.asarray(total_charge, np.int64)) * 256 + np.asarray(multiplicity, np.int64)
+
+
+@dataclass
+class Labels:
+    """What each of `n` molecules holds (elements, charges, multiplicities or states): the distinct (molecule,
+    key) rows, sorted by molecule then key; `molecule` (R,), `key` (R,) int64 (`charge_key`, ...)."""
+
+    molecule: np.ndarray
+    key: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, molecule: np.ndarray, key: np.ndarray, n: int) -> "Labels":
+        """The labels of (molecule, key) rows in any order, repeats allowed."""
+        rows = np.sort((np.asarray(molecule, np.int64) << _KEY_BITS) | np.asarray(key, np.int64))
+        rows = rows[np.diff(rows, prepend=rows[:1] - 1) != 0]  # np.unique, without numpy 2's slower hash table
+        return cls(rows >> _KEY_BITS, rows & ((1 << _KEY_BITS) - 1), n)
+
+    def __or__(self, other: "Labels") -> "Labels":
+        return Labels.of(np.concatenate([self.molecule, other.molecule]), np.concatenate([self.key, other.key]),
+                         max(self.n, other.n))
+
+    def keys_of(self, molecules: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of `molecules` (K,) one after another, and the (K,) position in `molecules` of each."""
+        bounds = np.searchsorted(self.molecule, np.stack([molecules, np.asarray(molecules) + 1]))
+        counts = bounds[1] - bounds[0]
+        ends = np.cumsum(counts)
+        rows = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(bounds[0] - (ends - counts), counts)
+        return self.key[rows], np.repeat(np.arange(len(counts)), counts)
+
+    def all_keys(self, molecules: np.ndarray, good: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """(K,) bool: whether `good` (keys -> bool) holds for every key of each of `molecules`."""
+        keys, owner = self.keys_of(molecules)
+        return np.bincount(owner, weights=~good(keys), minlength=len(molecules)) == 0
+
+
+def molecule_labels(groups: Compositions, molecule: np.ndarray) -> tuple[Labels, Labels]:
+    """The elements (atomic numbers) of each molecule and its (total charge, multiplicity) states
+    (`state_key`), over all its conformers.
+
+    `groups` holds every conformer's element counts and state (`setup.store_compositions`: every atom counted,
+    as nothing makes the conformers of a molecule share their atoms), `molecule` (C,) the store's column; each
     distinct (molecule, group) pair is looked at once.
     """
     n = _n_molecules(molecule)
-    pairs = distinct_rows(np.column_stack([molecule, groups.group]))[0]
+    new_pair = np.ones(len(molecule), bool)  # a store's conformers come in runs of one (molecule, group)
+    new_pair[1:] = (molecule[1:] != molecule[:-1]) | (groups.group[1:] != groups.group[:-1])
+    pairs = distinct_rows(np.column_stack([molecule[new_pair], groups.group[new_pair]]).reshape(-1, 2))[0]
     owner, group = pairs[:, 0], pairs[:, 1]
     held, element = np.nonzero(groups.counts[group] > 0)
-    states = list(zip(groups.total_charge[group].tolist(), groups.multiplicity[group].tolist()))
-    return (_sets_per_row(owner[held], groups.elements[element].tolist(), n), _sets_per_row(owner, states, n))
+    return (Labels.of(owner[held], groups.elements[element], n),
+            Labels.of(owner, state_key(groups.total_charge[group], groups.multiplicity[group]), n))
 
 
-def molecule_states(pairs: list[set[tuple[int, int]]]) -> list[set[tuple[str, int]]]:
-    """The electronic states of each molecule as {("charge", Q), ("multiplicity", M), ...}, from the (Q, M)
-    pairs of `molecule_labels`."""
-    return [{("charge", q) for q, _ in held} | {("multiplicity", m) for _, m in held} for held in pairs]
+def molecule_states(states: Labels) -> Labels:
+    """The total charges (`charge_key`) and multiplicities (`multiplicity_key`) of each molecule, from its
+    states of `molecule_labels`."""
+    pair = states.key - STATE_KEY
+    return Labels.of(np.concatenate([states.molecule, states.molecule]),
+                     np.concatenate([charge_key(pair // 256 - 128), multiplicity_key(pair % 256)]), states.n)
 
 
 def _n_molecules(molecule: np.ndarray) -> int:
     return int(molecule.max()) + 1 if len(molecule) else 0
 
 
-def _sets_per_row(rows: np.ndarray, values: list, n_rows: int) -> list[set]:
-    """[{values[i] for i with rows[i] == r} for r < n_rows]; `rows` sorted."""
-    bounds = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
-    return [set(values[a:b]) for a, b in itertools.pairwise(bounds)]
-
-
-def spread_states(splits: dict[str, np.ndarray], pairs: list[set[tuple[int, int]]], labels: list[set],
+def spread_states(splits: dict[str, np.ndarray], states: Labels, labels: Labels,
                   minimum: int = 3) -> dict[str, np.ndarray]:
     """Swap molecules so that every (total charge, multiplicity) state that at least `minimum` molecules have
     is in each non-empty val and test split, and the test report covers every state present.
@@ -65,51 +117,65 @@ def spread_states(splits: dict[str, np.ndarray], pairs: list[set[tuple[int, int]
     A training molecule with the missing state moves out (the first in index order whose `labels`, elements
     and states, all have another holder in train), and a molecule of that split whose states all have another
     holder there moves into train, so the sizes stay (when there is none the split grows by one). Rarest
-    states first; deterministic.
+    states first; deterministic. `states` and `labels` come from `molecule_labels` (`labels` holding the
+    charges and multiplicities of `molecule_states`).
     """
-    out = {name: sorted(int(j) for j in ids) for name, ids in splits.items()}
-    holders: dict[tuple[int, int], list[int]] = {}
-    for j, held in enumerate(pairs):
-        for state in held:
-            holders.setdefault(state, []).append(j)
-    side = {j: name for name, ids in out.items() for j in ids}
-    train_count = Counter(x for j in out["train"] for x in labels[j] | pairs[j])
-    for state in sorted(holders, key=lambda st: (len(holders[st]), st)):
+    held = labels | states
+    keys, index = np.unique(held.key, return_inverse=True)
+    side = np.full(held.n, -1, np.int8)
+    for number, name in enumerate(SPLITS):
+        side[splits[name]] = number
+    out = {name: sorted(splits[name].tolist()) for name in ("val", "test")}
+    train_count = np.bincount(index[side[held.molecule] == 0], minlength=len(keys))
+
+    def count(key_values: np.ndarray) -> np.ndarray:
+        return train_count[np.searchsorted(keys, key_values)]
+
+    state_keys, holder_count = np.unique(states.key, return_counts=True)
+    for state in state_keys[np.lexsort((state_keys, holder_count))]:
+        holders = states.molecule[states.key == state]
         for name in ("test", "val"):
-            if len(holders[state]) < minimum or not out[name] or any(state in pairs[j] for j in out[name]):
+            number = SPLITS.index(name)
+            if len(holders) < minimum or not out[name] or np.any(side[holders] == number):
                 continue
-            mover = next((j for j in holders[state] if side[j] == "train"
-                          and all(train_count[x] > 1 for x in labels[j] | pairs[j])), None)
-            if mover is None:
+            candidates = holders[side[holders] == 0]
+            free = candidates[held.all_keys(candidates, lambda k: count(k) > 1)]
+            if not len(free):
                 continue
-            count = Counter(x for j in out[name] + [mover] for x in pairs[j])
-            back = next((j for j in out[name] if all(count[x] > 1 for x in pairs[j])), None)
-            out["train"].remove(mover)
+            mover = int(free[0])
+            members = np.array(out[name] + [mover])
+            member_states, times = np.unique(states.keys_of(members)[0], return_counts=True)
+            shared = member_states[times > 1]
+            can_go = states.all_keys(members[:-1], lambda k: np.isin(k, shared))
             out[name].append(mover)
-            side[mover] = name
-            train_count.subtract(labels[mover] | pairs[mover])
-            if back is not None:
-                out[name].remove(back)
-                out["train"].append(back)
-                side[back] = "train"
-                train_count.update(labels[back] | pairs[back])
-    return {name: np.array(sorted(ids), np.int64) for name, ids in out.items()}
+            side[mover] = number
+            np.subtract.at(train_count, np.searchsorted(keys, held.keys_of(np.array([mover]))[0]), 1)
+            if can_go.any():
+                back = out[name].pop(int(np.argmax(can_go)))
+                side[back] = 0
+                np.add.at(train_count, np.searchsorted(keys, held.keys_of(np.array([back]))[0]), 1)
+    return {"train": np.flatnonzero(side == 0).astype(np.int64),
+            **{name: np.array(sorted(ids), np.int64) for name, ids in out.items()}}
 
 
-def cover_training(splits: dict[str, np.ndarray], labels: list[set]) -> dict[str, np.ndarray]:
+def cover_training(splits: dict[str, np.ndarray], labels: Labels) -> dict[str, np.ndarray]:
     """Move each val/test molecule with a label (an element, a total charge, a multiplicity) that the training
     split lacks into train (in index order).
 
     Without this a rare element seen only outside train gets no reference energy and no learned embedding, and
     a state seen only outside train has no reference offset: predicting it is an error.
     """
-    train_labels = set().union(*(labels[j] for j in splits["train"]))
-    moved = []
+    train = np.zeros(labels.n, bool)
+    train[splits["train"]] = True
+    train_labels = np.unique(labels.key[train[labels.molecule]])
+    lacking = np.unique(labels.molecule[~np.isin(labels.key, train_labels)])
+    known, moved = set(train_labels.tolist()), []
     for name in ("val", "test"):
-        for j in splits[name].tolist():
-            if not labels[j] <= train_labels:
+        for j in splits[name][np.isin(splits[name], lacking)].tolist():
+            held = set(labels.keys_of(np.array([j]))[0].tolist())
+            if not held <= known:
                 moved.append(j)
-                train_labels |= labels[j]
+                known |= held
     if not moved:
         return splits
     out = {name: np.setdiff1d(ids, moved) for name, ids in splits.items()}

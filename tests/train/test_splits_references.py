@@ -1,5 +1,7 @@
 """Splits by molecule and least-squares reference energies."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -8,11 +10,25 @@ from tnq_model.config import ModelConfig, TrainConfig
 from tnq_data.store.compositions import distinct_rows, element_counts
 from tnq_model.references import compositions, fit_references
 from tnq_model.setup import build_potential, new_splits, prepare_data, store_compositions
-from tnq_model.splits import (conformer_mask, load_splits, molecule_labels, molecule_states, save_splits,
-                              split_molecules)
+from tnq_model.splits import (Labels, charge_key, conformer_mask, cover_training, load_splits, molecule_labels,
+                              molecule_states, multiplicity_key, save_splits, split_molecules, spread_states, state_key)
 from tnq_model.term_estimates import estimated_term_energies
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
+
+
+def as_sets(labels: Labels) -> list[set[int]]:
+    """The keys of each molecule as a set."""
+    sets = [set() for _ in range(labels.n)]
+    for molecule, key in zip(labels.molecule.tolist(), labels.key.tolist()):
+        sets[molecule].add(key)
+    return sets
+
+
+def labels_of(sets: list[set]) -> Labels:
+    """Labels holding each molecule's set of keys, or of (charge, multiplicity) states."""
+    rows = [(j, int(state_key(*x)) if isinstance(x, tuple) else x) for j, held in enumerate(sets) for x in held]
+    return Labels.of(np.array([j for j, _ in rows], np.int64), np.array([k for _, k in rows], np.int64), len(sets))
 
 
 def test_splits_partition_molecules_deterministically_and_keep_conformers_together(make_store, tmp_path):
@@ -146,14 +162,12 @@ def test_element_counts_match_counting_each_conformer():
 
 
 def test_molecules_with_elements_missing_from_train_move_to_train():
-    from tnq_model.splits import cover_training
-
     # three molecules: C/H, C/H/S, N/H; each conformer of a molecule has the same atoms
     z = np.array([6, 1, 6, 1, 6, 1, 16, 7, 1], dtype=np.uint8)
     atom_offset = np.array([0, 2, 4, 7, 9])
     molecule, state = np.array([0, 0, 1, 2]), np.array([0, 0, 0, 0])
     elements = molecule_labels(compositions(z, atom_offset, state, state + 1), molecule)[0]
-    assert elements == [{1, 6}, {1, 6, 16}, {1, 7}]
+    assert as_sets(elements) == [{1, 6}, {1, 6, 16}, {1, 7}]
     splits = {"train": np.array([0]), "val": np.array([1]), "test": np.array([2])}
     covered = cover_training(splits, elements)
     assert covered["train"].tolist() == [0, 1, 2] and covered["val"].size == covered["test"].size == 0
@@ -162,27 +176,22 @@ def test_molecules_with_elements_missing_from_train_move_to_train():
 
 
 def test_molecules_with_states_missing_from_train_move_to_train():
-    from tnq_model.splits import cover_training
-
     # three molecules: neutral singlets; a cation doublet and neutral singlet; an anion doublet
     charge, multiplicity = np.array([0, 0, 1, 0, -1]), np.array([1, 1, 2, 1, 2])
     groups = compositions(np.ones(5, np.uint8), np.arange(6), charge, multiplicity)
     states = molecule_states(molecule_labels(groups, np.array([0, 0, 1, 1, 2]))[1])
-    assert states == [{("charge", 0), ("multiplicity", 1)},
-                      {("charge", 1), ("charge", 0), ("multiplicity", 2), ("multiplicity", 1)},
-                      {("charge", -1), ("multiplicity", 2)}]
+    q, m = charge_key, multiplicity_key
+    assert as_sets(states) == [{q(0), m(1)}, {q(1), q(0), m(2), m(1)}, {q(-1), m(2)}]
     splits = {"train": np.array([0, 1]), "val": np.array([2]), "test": np.array([], dtype=np.int64)}
     assert cover_training(splits, states)["train"].tolist() == [0, 1, 2]
 
 
 def test_spread_states_puts_every_state_of_three_molecules_in_val_and_test():
-    from tnq_model.splits import spread_states
-
     # 10 molecules: 0-6 neutral singlets, 7-9 the only triplets; a random split left every triplet in train
     pairs = [{(0, 1)}] * 7 + [{(0, 3)}] * 3
     labels = [{6, 1}] * 10
     splits = {"train": np.array([2, 3, 4, 5, 7, 8, 9]), "val": np.array([0, 6]), "test": np.array([1])}
-    spread = spread_states(splits, pairs, labels)
+    spread = spread_states(splits, labels_of(pairs), labels_of(labels))
     # val swaps a singlet for a triplet; test's only molecule is its only singlet, so test grows by one
     assert {k: len(v) for k, v in spread.items()} == {"train": 6, "val": 2, "test": 2}
     for name in ("val", "test"):
@@ -193,13 +202,11 @@ def test_spread_states_puts_every_state_of_three_molecules_in_val_and_test():
 
 
 def test_spread_states_leaves_rare_states_and_training_labels_alone():
-    from tnq_model.splits import spread_states
-
     # a state of two molecules stays where it is; a triplet whose element only it has never leaves train
     pairs = [{(0, 1)}] * 6 + [{(1, 2)}] * 2 + [{(0, 3)}] * 3
     labels = [{6}] * 8 + [{6, 9}, {6}, {6}]
     splits = {"train": np.array([0, 1, 2, 6, 7, 8, 9, 10]), "val": np.array([3, 4]), "test": np.array([5])}
-    spread = spread_states(splits, pairs, labels)
+    spread = spread_states(splits, labels_of(pairs), labels_of(labels))
     assert set(spread["train"].tolist()) >= {6, 7, 8}, "the cation pair stays; the fluorine triplet stays"
     assert 9 in spread["test"] and 10 in spread["val"]
 
@@ -217,12 +224,14 @@ def test_per_molecule_labels_match_a_reading_conformer_by_conformer(make_store):
         pairs[molecule].add((q, m))
     assert store.n_shards > 3 and any(len({store.conformer(c)["z"].tobytes() for c in range(*store.molecule(j)[
         "conformers"])}) > 1 for j in range(60)), "shards and molecules whose conformers differ"
-    assert molecule_labels(store_compositions(store), store.column("molecule")) == (elements, pairs)
-    assert molecule_states(pairs) == states
+    labels = molecule_labels(store_compositions(store), store.column("molecule"))
+    assert [as_sets(one) for one in labels] == [elements, as_sets(labels_of(pairs))]
+    assert as_sets(molecule_states(labels[1])) == [{charge_key(x[1]) if x[0] == "charge" else multiplicity_key(x[1])
+                                                    for x in held} for held in states]
     whole = compositions(store.column("z"), store.column("atom_offset"), store.column("total_charge"),
                          store.column("multiplicity"))
-    assert molecule_labels(whole, store.column("molecule")) == (elements, pairs)
-    assert molecule_labels(whole.subset(np.arange(0)), np.zeros(0, np.int64)) == ([], [])
+    assert [as_sets(one) for one in molecule_labels(whole, store.column("molecule"))] == [as_sets(one) for one in labels]
+    assert [as_sets(one) for one in molecule_labels(whole.subset(np.arange(0)), np.zeros(0, np.int64))] == [[], []]
 
 
 @pytest.mark.parametrize("physics", [[], ["charges", "coulomb", "zbl"]])
@@ -306,3 +315,62 @@ def test_new_splits_keep_their_molecules(make_store):
     assert {name: ids.tolist() for name, ids in splits.items()} == {
         "train": [0, 4, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17, 18, 19, 23, 24, 25, 27, 28, 29],
         "val": [1, 5, 11, 22, 26], "test": [2, 3, 20, 21]}
+
+
+def _reference_splits(splits: dict[str, np.ndarray], elements: list[set], pairs: list[set]) -> dict[str, np.ndarray]:
+    """cover_training then spread_states as their docstrings say, with one Python set per molecule."""
+    labels = [e | {("charge", q) for q, _ in p} | {("multiplicity", m) for _, m in p} for e, p in zip(elements, pairs)]
+    train = set().union(*(labels[j] for j in splits["train"]))
+    moved = []
+    for name in ("val", "test"):
+        for j in splits[name].tolist():
+            if not labels[j] <= train:
+                moved.append(j)
+                train |= labels[j]
+    out = {name: [j for j in ids.tolist() if j not in moved] for name, ids in splits.items()}
+    out["train"] = sorted(out["train"] + moved)
+    holders = {state: [j for j in range(len(pairs)) if state in pairs[j]] for state in set().union(*pairs)}
+    counts = Counter(x for j in out["train"] for x in labels[j] | pairs[j])
+    for state in sorted(holders, key=lambda st: (len(holders[st]), st)):
+        for name in ("test", "val"):
+            if len(holders[state]) < 3 or not out[name] or any(state in pairs[j] for j in out[name]):
+                continue
+            mover = next((j for j in holders[state] if j in out["train"] and all(counts[x] > 1 for x in labels[j] | pairs[j])), None)
+            if mover is None:
+                continue
+            there = Counter(x for j in out[name] + [mover] for x in pairs[j])
+            back = next((j for j in out[name] if all(there[x] > 1 for x in pairs[j])), None)
+            out["train"].remove(mover)
+            out[name].append(mover)
+            counts.subtract(labels[mover] | pairs[mover])
+            if back is not None:
+                out[name].remove(back)
+                out["train"].append(back)
+                counts.update(labels[back] | pairs[back])
+    return {name: sorted(ids) for name, ids in out.items()}
+
+
+def test_new_splits_equal_one_set_per_molecule_on_random_stores():
+    """The array splits (cover, then spread) against the same rules on Python sets, on random molecules with
+    rare elements and states, where both steps move molecules."""
+    rng = np.random.default_rng(11)
+    moves = 0
+    for trial in range(150):
+        n = int(rng.integers(1, 50))
+        molecule = np.repeat(np.arange(n), rng.integers(1, 4, n))
+        sizes = rng.integers(1, 5, len(molecule))
+        z = rng.choice([1, 6, 7, 8, 9, 16, 35], sizes.sum(), p=[.4, .3, .1, .1, .04, .03, .03]).astype(np.uint8)
+        charge = rng.choice([-1, 0, 1, 2], len(molecule), p=[.1, .7, .15, .05])
+        multiplicity = rng.choice([1, 2, 3], len(molecule), p=[.7, .2, .1])
+        groups = compositions(z, np.r_[0, np.cumsum(sizes)], charge, multiplicity)
+        elements, states = molecule_labels(groups, molecule)
+        labels = elements | molecule_states(states)
+        drawn = split_molecules(n, {"train": 0.6, "val": 0.2, "test": 0.2}, trial)
+        got = spread_states(cover_training(drawn, labels), states, labels)
+        pairs = [set() for _ in range(n)]
+        for j, q, m in zip(molecule, charge, multiplicity):
+            pairs[j].add((int(q), int(m)))
+        expected = _reference_splits(drawn, as_sets(elements), pairs)
+        assert {name: ids.tolist() for name, ids in got.items()} == expected, trial
+        moves += any(got[name].tolist() != drawn[name].tolist() for name in got)
+    assert moves > 50
