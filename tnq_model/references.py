@@ -87,17 +87,23 @@ def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarra
 
 def _compositions_of_firsts(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray,
                             multiplicity: np.ndarray, composition: np.ndarray) -> Compositions:
-    """`compositions` counting only the atoms of the conformers each `composition` entry points at."""
-    firsts = np.flatnonzero(composition == np.arange(len(composition)))
+    """`compositions` counting only the atoms of the conformers each `composition` entry points at; total
+    charges and multiplicities within int8, as in a store."""
+    is_first = composition == np.arange(len(composition))
+    firsts = np.flatnonzero(is_first)
     sizes = np.diff(atom_offset)[firsts]
     ends = np.cumsum(sizes)
     atoms = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(atom_offset[firsts] - (ends - sizes), sizes)
     first_z = z[atoms].astype(np.intp)
     elements = np.flatnonzero(np.bincount(first_z, minlength=1))
     counts = element_counts(first_z, np.concatenate([[0], ends]), elements)
-    keys, group = distinct_rows(np.column_stack([np.searchsorted(firsts, composition), total_charge,
-                                                 multiplicity]).astype(np.int64))
-    return _grouped(elements, np.column_stack([counts[keys[:, 0]], keys[:, 1:]]), group)
+    slot = (np.cumsum(is_first) - 1)[composition]  # each conformer's row of `counts`
+    # (slot, Q, M) packed into one int64 (Q and M are int8): runs folded, then sorted
+    packed = (slot.astype(np.int64) << 16) | ((total_charge.astype(np.int64) + 128) << 8) | multiplicity.astype(np.int64)
+    run = np.diff(packed, prepend=packed[:1] - 1) != 0
+    keys, group = np.unique(packed[run], return_inverse=True)
+    rows = np.column_stack([counts[keys >> 16], (keys >> 8 & 255) - 128, keys & 255])
+    return _grouped(elements, rows, group[np.cumsum(run) - 1])
 
 
 def merge_compositions(parts: list[Compositions]) -> Compositions:
