@@ -54,19 +54,15 @@ class Compositions:
     multiplicity: np.ndarray
     group: np.ndarray
 
-    @property
-    def n_atoms(self) -> np.ndarray:
-        """(C,) atoms of each conformer."""
-        return self.counts.sum(axis=1)[self.group]
-
     def subset(self, rows: np.ndarray) -> "Compositions":
         """The compositions of the conformers `rows` (indices into `group`): their groups only, in the same
         order, and the elements those hold."""
-        used = np.bincount(self.group[rows], minlength=len(self.counts)) > 0
+        group = self.group[rows]
+        used = np.bincount(group, minlength=len(self.counts)) > 0
         counts = self.counts[used]
         present = counts.any(axis=0)
         return Compositions(self.elements[present], counts[:, present], self.total_charge[used],
-                            self.multiplicity[used], (np.cumsum(used) - 1)[self.group[rows]])
+                            self.multiplicity[used], (np.cumsum(used) - 1)[group])
 
 
 def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray, multiplicity: np.ndarray,
@@ -110,14 +106,19 @@ def merge_compositions(parts: list[Compositions]) -> Compositions:
     """The groups of consecutive runs of conformers (e.g. shards), as those of all of them in order."""
     elements = np.unique(np.concatenate([part.elements for part in parts] or [np.zeros(0, np.int64)]))
     rows = np.zeros((sum(len(part.counts) for part in parts), len(elements) + 2), np.int64)
-    start, groups = 0, []
-    for part in parts:
+    starts = np.cumsum([0] + [len(part.counts) for part in parts])
+    for start, part in zip(starts, parts):
         stop = start + len(part.counts)
         rows[start:stop, np.searchsorted(elements, part.elements)] = part.counts
         rows[start:stop, -2], rows[start:stop, -1] = part.total_charge, part.multiplicity
-        groups.append(part.group + start)
-        start = stop
-    return _grouped(elements, rows, np.concatenate(groups or [np.zeros(0, np.int64)]))
+    merged = _grouped(elements, rows)
+    # each part's groups renumbered through its slice of the merged rows: one gather per conformer
+    group = np.empty(sum(len(part.group) for part in parts), np.int64)
+    first = np.cumsum([0] + [len(part.group) for part in parts])
+    for start, part, at in zip(starts, parts, first):
+        np.take(merged.group[start:start + len(part.counts)], part.group, out=group[at:at + len(part.group)])
+    merged.group = group
+    return merged
 
 
 def _grouped(elements: np.ndarray, rows: np.ndarray, group: np.ndarray | None = None) -> Compositions:

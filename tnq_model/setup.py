@@ -91,7 +91,9 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     if config.supervises_dipole and "dipole" not in store.columns:
         raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
                        "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
-    molecule, groups = store.column("molecule"), store_compositions(store)
+    # each conformer's molecule from the molecules' offsets (M+1,) rather than the (C,) `molecule` column
+    molecule = np.repeat(np.arange(store.n_molecules), np.diff(store.column("conformer_offset")))
+    groups = store_compositions(store)
     if splits is None:
         splits = new_splits(store, config.split, groups, molecule)
     finite = finite_conformers(store, config.partial_charges, config.target)
@@ -123,14 +125,17 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
     groups = setup.groups.subset(rows)
     # References are fitted to the energy without the physical terms' (estimated) share.
-    energy = store.column(config.target)[rows].astype(np.float64)
+    energy = np.take(store.column(config.target), rows).astype(np.float64, copy=False)
     if estimates_any(model.terms):
         energy -= _estimated_term_energies(setup, model)
     refs = fit_compositions(groups, energy, config.model.max_z, config.references)
-    residual = energy - refs.group_energy(groups)[groups.group]
-    energy_scale = float(np.sqrt(np.mean((residual / groups.n_atoms) ** 2)))
+    # in place from here (a store's millions of conformers: each new array costs as much as the arithmetic)
+    residual = energy
+    residual -= np.take(refs.group_energy(groups), groups.group)
     forces, charges = _training_mean_squares(config, setup)
     spread = forces.scale() if setup.forces else float(np.std(residual))
+    residual /= np.take(groups.counts.sum(axis=1), groups.group)
+    energy_scale = float(np.sqrt(np.mean(np.square(residual, out=residual))))
     potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
                           multiplicity_offsets=refs.multiplicity_offsets)

@@ -34,8 +34,8 @@ def shared_atoms_batch(seed: int, n_molecules: int) -> MoleculeBatch:
     names = np.array([f"m{seed}-{i}" for i in range(n_molecules)], object)
     return MoleculeBatch(
         molecule={"smiles": names, "subset": names, "source_id": names, "n_conformers": n_conf},
-        conformer={"energy": rng.normal(-1e3, 5, c), "total_charge": rng.integers(-1, 2, c).astype(np.int8),
-                   "multiplicity": rng.integers(1, 3, c).astype(np.int8), "n_atoms": n_atoms},
+        conformer={"energy": rng.normal(-1e3, 5, c), "total_charge": rng.choice([-128, -1, 0, 1, 127], c).astype(np.int8),
+                   "multiplicity": rng.choice([1, 2, 3, 127], c).astype(np.int8), "n_atoms": n_atoms},
         atom={"z": np.concatenate(z).astype(np.uint8), "pos": rng.normal(0, 2, (a, 3)).astype(np.float32)})
 
 

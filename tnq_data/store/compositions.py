@@ -31,15 +31,37 @@ def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray)
 def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The distinct rows of an (R, K) integer array, sorted lexicographically, and the (R,) index of each row
     among them: np.unique(rows, axis=0, return_inverse=True) through one lexsort (10x faster), of the first
-    row of each run of equal rows only (a store's conformers come in runs, one molecule's after another)."""
-    run = _first_of_runs(rows)
-    heads = rows[run]
+    row of each run of equal rows only (a store's conformers come in runs, one molecule's after another), over
+    the columns packed into as few int64 words as keep their order (`_packed`)."""
+    packed = _packed(rows)
+    run = _first_of_runs(packed)
+    heads = packed[run]
     order = np.lexsort(heads.T[::-1])
-    ordered = heads[order]
-    new = _first_of_runs(ordered)
+    new = _first_of_runs(heads[order])
     inverse = np.empty(len(heads), np.int64)
     inverse[order] = np.cumsum(new) - 1
-    return ordered[new], inverse[np.cumsum(run) - 1]
+    return rows[run][order][new], inverse[np.cumsum(run) - 1]
+
+
+def _packed(rows: np.ndarray) -> np.ndarray:
+    """(R, W) int64, W <= K: consecutive columns of an (R, K) integer array, each less its minimum, shifted
+    together into one word while their bits fit in 63, so that rows compare (equal, lexicographic order) as the
+    original rows do; the rows as int64 when a column spans 2^62 or more."""
+    if not rows.size:
+        return rows.astype(np.int64)
+    low, high = rows.min(axis=0).astype(np.int64), rows.max(axis=0).astype(np.int64)
+    bits = [int(span).bit_length() for span in (high - low).tolist()]
+    if max(bits) > 62:
+        return rows.astype(np.int64)
+    words, used = [], 64
+    for column, width in enumerate(bits):
+        values = rows[:, column].astype(np.int64) - low[column]
+        if used + width <= 63:
+            words[-1], used = (words[-1] << width) | values, used + width
+        else:
+            words.append(values)
+            used = width
+    return np.column_stack(words)
 
 
 def _first_of_runs(rows: np.ndarray) -> np.ndarray:
