@@ -1,2 +1,2 @@
 """tnq_core: what every layer of tnq shares and nothing of tnq depends on below it: errors, progress bars,
-the command-line error boundary and file hashing (docs/architecture.md)."""
+the command-line error boundary, file hashing and ragged-array indices (docs/architecture.md)."""

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from tnq_core.errors import TnqError
+from tnq_core.ragged import ranges
 from tnq_data.store.reader import Shard, Store
 
 Batch = dict[str, torch.Tensor]
@@ -62,8 +63,7 @@ def gather_batch(pool: dict[str, np.ndarray], index: np.ndarray, partial_charges
     """
     starts = pool["atom_offset"][index]
     counts = pool["atom_offset"][index + 1] - starts
-    first = np.cumsum(counts) - counts
-    atoms = np.arange(int(counts.sum())) + np.repeat(starts - first, counts)
+    atoms = ranges(starts, counts)
     batch: Batch = {"z": torch.from_numpy(pool["z"][atoms].astype(np.int64)),
                     "batch": torch.from_numpy(np.repeat(np.arange(len(index)), counts)),
                     "energy": torch.from_numpy(pool[target][index].astype(np.float64)),

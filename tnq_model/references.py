@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tnq_core.ragged import ranges
+
 from tnq_data.store.compositions import distinct_rows, element_counts
 
 #: Fits of ``TrainConfig.references``: element only, plus per-charge offsets, plus per-multiplicity offsets.
@@ -88,11 +90,9 @@ def _compositions_of_firsts(z: np.ndarray, atom_offset: np.ndarray, total_charge
     is_first = composition == np.arange(len(composition))
     firsts = np.flatnonzero(is_first)
     sizes = np.diff(atom_offset)[firsts]
-    ends = np.cumsum(sizes)
-    atoms = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(atom_offset[firsts] - (ends - sizes), sizes)
-    first_z = z[atoms].astype(np.intp)
+    first_z = z[ranges(atom_offset[firsts], sizes)].astype(np.intp)
     elements = np.flatnonzero(np.bincount(first_z, minlength=1))
-    counts = element_counts(first_z, np.concatenate([[0], ends]), elements)
+    counts = element_counts(first_z, np.concatenate([[0], np.cumsum(sizes)]), elements)
     slot = (np.cumsum(is_first) - 1)[composition]  # each conformer's row of `counts`
     # (slot, Q, M) packed into one int64 (Q and M are int8): runs folded, then sorted
     packed = (slot.astype(np.int64) << 16) | ((total_charge.astype(np.int64) + 128) << 8) | multiplicity.astype(np.int64)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from tnq_core.errors import TnqError
+from tnq_core.ragged import ranges
 
 from .references import Compositions, distinct_rows
 
@@ -69,9 +70,7 @@ class Labels:
         """The keys of `molecules` (K,) one after another, and the (K,) position in `molecules` of each."""
         bounds = np.searchsorted(self.molecule, np.stack([molecules, np.asarray(molecules) + 1]))
         counts = bounds[1] - bounds[0]
-        ends = np.cumsum(counts)
-        rows = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(bounds[0] - (ends - counts), counts)
-        return self.key[rows], np.repeat(np.arange(len(counts)), counts)
+        return self.key[ranges(bounds[0], counts)], np.repeat(np.arange(len(counts)), counts)
 
     def all_keys(self, molecules: np.ndarray, good: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """(K,) bool: whether `good` (keys -> bool) holds for every key of each of `molecules`."""
