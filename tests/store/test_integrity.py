@@ -131,6 +131,24 @@ def test_numeric_arrays_are_decoded_without_zarr_to_what_zarr_reads(tmp_path, ma
     assert _read_one_chunk(_array_dir(root, 0, "energy")) is None
 
 
+def test_zstd_frames_are_decoded_into_an_array_of_the_size_their_header_states():
+    """Frame content sizes read from the header (RFC 8878: 1, 2 (+256), 4 and 8 bytes) against the sizes
+    encoded, at each width's edges; a header stating none (or no frame) gives None, and decoding still works."""
+    from numcodecs import Zstd
+
+    from tnq_data.store.arrays import _frame_content_size, _unzstd
+
+    rng = np.random.default_rng(0)
+    for n in (1, 255, 256, 257, 65535, 65791, 65792, 2**20 + 7):
+        values = rng.integers(0, 4, n).astype(np.uint8)
+        frame = np.frombuffer(Zstd(level=3, checksum=True).encode(values), np.uint8)
+        assert _frame_content_size(frame) == n
+        decoded = _unzstd(frame)
+        assert decoded.flags.writeable and np.array_equal(decoded, values)
+    unstated = np.frombuffer(b"\x28\xb5\x2f\xfd\x00\x58" + bytes(8), np.uint8)  # no size flag, a window byte
+    assert _frame_content_size(unstated) is None and _frame_content_size(np.zeros(9, np.uint8)) is None
+
+
 def test_a_flipped_byte_in_any_chunk_is_caught_by_its_checksum_on_read(tmp_path, make_batch):
     root = tmp_path / "s"
     write_store(root, [make_batch(1, 6)], shard_bytes=2000)

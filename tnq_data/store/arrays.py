@@ -134,8 +134,26 @@ def _without_crc32c(data: np.ndarray) -> np.ndarray:
 
 
 def _unzstd(data: np.ndarray) -> np.ndarray:
-    """A zstd frame decoded (its checksum checked by zstd when it has one), as a writable uint8 array."""
-    return np.frombuffer(_ZSTD.decode(data), np.uint8).copy()
+    """A zstd frame decoded (its checksum checked by zstd when it has one), as a writable uint8 array: straight
+    into a new array when the frame header gives its size (a copy of the decoded bytes would cost twice the
+    decoding: 1.2 ms instead of 0.4 for a shard's z)."""
+    size = _frame_content_size(data)
+    if size is None:
+        return np.frombuffer(_ZSTD.decode(data), np.uint8).copy()
+    return _ZSTD.decode(data, out=np.empty(size, np.uint8))
+
+
+def _frame_content_size(data: np.ndarray) -> int | None:
+    """The decoded size a zstd frame's header states (RFC 8878, 3.1.1.1), None when it states none."""
+    if data.size < 6 or int.from_bytes(data[:4].tobytes(), "little") != 0xFD2FB528:
+        return None
+    descriptor = int(data[4])
+    single_segment = descriptor >> 5 & 1
+    width = (1 if single_segment else 0, 2, 4, 8)[descriptor >> 6]
+    start = 5 + (1 - single_segment) + (0, 1, 2, 4)[descriptor & 3]  # window descriptor, dictionary id
+    if not width or data.size < start + width:
+        return None
+    return int.from_bytes(data[start:start + width].tobytes(), "little") + (256 if width == 2 else 0)
 
 
 _NUMERIC = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"}
