@@ -49,11 +49,11 @@ def store_compositions(store: Store) -> Compositions:
     """Every conformer's element counts, total charge and multiplicity, grouped (the reference fit's rows and
     the molecules' labels): one pass over z, a few shards at a time (`Store.map_shards`), counting only the
     atoms of the conformers the store's `composition` column points at (every atom of a store without it)."""
-    derived = "composition" in store.columns
+    summarised = "composition" in store.columns
     return merge_compositions(store.map_shards(
         lambda shard: compositions(shard.arrays["z"], shard.arrays["atom_offset"], shard.arrays["total_charge"],
-                                   shard.arrays["multiplicity"], _composition(store, shard) if derived else None),
-        ["z", "total_charge", "multiplicity"] + ["composition"] * derived))
+                                   shard.arrays["multiplicity"], _composition(store, shard) if summarised else None),
+        ["z", "total_charge", "multiplicity"] + ["composition"] * summarised))
 
 
 def _composition(store: Store, shard: Shard) -> np.ndarray:
@@ -69,7 +69,7 @@ def _composition(store: Store, shard: Shard) -> np.ndarray:
 def new_splits(store: Store, split: SplitConfig, groups: Compositions, molecule: np.ndarray) -> dict[str, np.ndarray]:
     """Molecule indices of each split drawn from `split`: every (total charge, multiplicity) state that three
     molecules have in val and test, and every element, total charge and multiplicity in train; `groups` are
-    the store's `store_compositions`, `molecule` (C,) its column."""
+    the store's `store_compositions`, `molecule` (C,) each conformer's molecule."""
     splits = split_molecules(store.n_molecules, split.model_dump(exclude={"seed"}), split.seed)
     elements, states = molecule_labels(groups, molecule)
     labels = elements | molecule_states(states)
