@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tnq_core.ragged import ranges
-
 from tnq_data.store.compositions import distinct_rows, element_counts
 
 #: Fits of ``TrainConfig.references``: element only, plus per-charge offsets, plus per-multiplicity offsets.

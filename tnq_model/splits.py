@@ -8,8 +8,9 @@ import numpy as np
 
 from tnq_core.errors import TnqError
 from tnq_core.ragged import ranges
+from tnq_data.store.compositions import distinct_rows
 
-from .references import Compositions, distinct_rows
+from .references import Compositions
 
 SPLITS = ("train", "val", "test")
 
@@ -67,7 +68,8 @@ class Labels:
                          max(self.n, other.n))
 
     def keys_of(self, molecules: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The keys of `molecules` (K,) one after another, and the (K,) position in `molecules` of each."""
+        """The keys of `molecules` (K,) one after another (N,), and the (N,) position in `molecules` of each
+        key's molecule."""
         bounds = np.searchsorted(self.molecule, np.stack([molecules, np.asarray(molecules) + 1]))
         counts = bounds[1] - bounds[0]
         return self.key[ranges(bounds[0], counts)], np.repeat(np.arange(len(counts)), counts)
