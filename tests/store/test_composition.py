@@ -92,13 +92,18 @@ def _version_with_composition(root, values: np.ndarray | None) -> None:
     write_version(root, new_manifest(base["version"], base["counts"], base["shards"], arrays, base["tables"], {}))
 
 
-def test_a_store_without_the_column_is_grouped_from_every_atom(store_path):
-    expected = store_compositions(open_store(store_path))
+def test_a_store_without_the_column_is_grouped_from_every_atom_and_gains_it_with_its_next_version(store_path):
+    written = open_store(store_path)
+    expected, column = store_compositions(written), written.column("composition")
     _version_with_composition(store_path, None)
     store = open_store(store_path)
     assert "composition" not in store.columns
     for field in ("elements", "counts", "group"):
         np.testing.assert_array_equal(getattr(store_compositions(store), field), getattr(expected, field))
+    assert verify_store(store_path)[1] == []
+    add_columns(store_path, {"charges/x": Column("atom", np.zeros(store.n_atoms))})
+    child = open_store(store_path)
+    assert child.parent == store.version and child.column("composition").tolist() == column.tolist()
     assert verify_store(store_path)[1] == []
 
 

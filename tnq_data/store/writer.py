@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from tnq_core.errors import TnqError
-from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, write_array
+from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, read_checked, write_array
 from tnq_data.store.durable import TMP_PREFIX, fsync_path, remove_temporaries, sync_dirs
 from tnq_data.store.compositions import composition_column
 from tnq_data.store.format import (AXES, BUILTIN_COLUMNS, DERIVED, Column, MoleculeBatch, cast_column,
@@ -214,6 +214,8 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
             bounds = np.cumsum([0] + [s[f"{column.axis}s"] for s in base["shards"]])
             for shard, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                 sharded.put(shard, name, column.axis, values[lo:hi], column.unit or unit)
+        if "composition" not in base["arrays"]:  # written before the column: its next version gains it
+            _put_compositions(root, base, sharded)
         arrays = {**base["arrays"], **sharded.finish()}
         merged_tables = {**base["tables"], **(tables or {})}
         return _commit(root, base["version"], base["counts"], base["shards"], arrays, merged_tables, provenance,
@@ -221,3 +223,13 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
 
 
 
+
+
+def _put_compositions(root: Path, base: dict, sharded: _ShardedColumns) -> None:
+    """Put every shard's `composition` column, derived from its z, into `sharded` (`base`, a manifest, has
+    none)."""
+    z, offsets = base["arrays"]["z"]["shards"], base["arrays"]["atom_offset"]["shards"]
+    for k, shard in enumerate(base["shards"]):
+        atom_offset = read_checked(root, offsets[k]["path"], (shard["conformers"] + 1,), offsets[k]["hash"])
+        atoms = read_checked(root, z[k]["path"], (shard["atoms"],), z[k]["hash"])
+        sharded.put(k, "composition", "conformer", composition_column(atoms, atom_offset), None)
