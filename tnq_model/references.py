@@ -45,8 +45,8 @@ class Compositions:
     """Conformers grouped by their row of the fit: atoms of each element, total charge and multiplicity.
 
     ``elements`` (E,) sorted; per group ``counts`` (G, E) atoms of each element, ``total_charge`` and
-    ``multiplicity`` (G,); ``group`` (C,) the group of each conformer. A store has a few groups per molecule,
-    so the fit's matrix has G rows instead of C.
+    ``multiplicity`` (G,); ``group`` (C,) the group of each conformer (int32, int64 past 2^31 groups). A store
+    has a few groups per molecule, so the fit's matrix has G rows instead of C.
     """
 
     elements: np.ndarray
@@ -63,7 +63,7 @@ class Compositions:
         counts = self.counts[used]
         present = counts.any(axis=0)
         return Compositions(self.elements[present], counts[:, present], self.total_charge[used],
-                            self.multiplicity[used], (np.cumsum(used) - 1)[group])
+                            self.multiplicity[used], (np.cumsum(used) - 1).astype(group.dtype)[group])
 
 
 def compositions(z: np.ndarray, atom_offset: np.ndarray, total_charge: np.ndarray, multiplicity: np.ndarray,
@@ -112,7 +112,7 @@ def merge_compositions(parts: list[Compositions]) -> Compositions:
         rows[start:stop, -2], rows[start:stop, -1] = part.total_charge, part.multiplicity
     merged = _grouped(elements, rows)
     # each part's groups renumbered through its slice of the merged rows: one gather per conformer
-    group = np.empty(sum(len(part.group) for part in parts), np.int64)
+    group = np.empty(sum(len(part.group) for part in parts), merged.group.dtype)
     first = np.cumsum([0] + [len(part.group) for part in parts])
     for start, part, at in zip(starts, parts, first):
         np.take(merged.group[start:start + len(part.counts)], part.group, out=group[at:at + len(part.group)])
@@ -122,9 +122,11 @@ def merge_compositions(parts: list[Compositions]) -> Compositions:
 
 def _grouped(elements: np.ndarray, rows: np.ndarray, group: np.ndarray | None = None) -> Compositions:
     """Compositions of distinct `rows` (R, E + 2): counts of `elements`, total charge, multiplicity; `group`
-    (C,) the row of each conformer (each its own row when None)."""
+    (C,) the row of each conformer (each its own row when None). Group indices are int32 while they fit (half
+    the memory of a store's millions of conformers)."""
     distinct, inverse = distinct_rows(rows)
     n = len(elements)
+    inverse = inverse.astype(np.int32 if len(distinct) < 2**31 else np.int64)
     return Compositions(elements, distinct[:, :n].astype(np.float64), distinct[:, n], distinct[:, n + 1],
                         inverse if group is None else inverse[group])
 

@@ -92,7 +92,8 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
         raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
                        "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
     # each conformer's molecule from the molecules' offsets (M+1,) rather than the (C,) `molecule` column
-    molecule = np.repeat(np.arange(store.n_molecules), np.diff(store.column("conformer_offset")))
+    molecule = np.repeat(np.arange(store.n_molecules, dtype=np.int32 if store.n_molecules < 2**31 else np.int64),
+                         np.diff(store.column("conformer_offset")))
     groups = store_compositions(store)
     if splits is None:
         splits = new_splits(store, config.split, groups, molecule)
