@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tnq_core.ragged import ranges
+from tnq_core.ragged import index_dtype, ranges
 from tnq_data.store.compositions import distinct_rows, element_counts
 
 #: Fits of ``TrainConfig.references``: element only, plus per-charge offsets, plus per-multiplicity offsets.
@@ -126,7 +126,7 @@ def _grouped(elements: np.ndarray, rows: np.ndarray, group: np.ndarray | None = 
     the memory of a store's millions of conformers)."""
     distinct, inverse = distinct_rows(rows)
     n = len(elements)
-    inverse = inverse.astype(np.int32 if len(distinct) < 2**31 else np.int64)
+    inverse = inverse.astype(index_dtype(len(distinct)))
     return Compositions(elements, distinct[:, :n].astype(np.float64), distinct[:, n], distinct[:, n + 1],
                         inverse if group is None else inverse[group])
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from tnq_core.errors import TnqError
+from tnq_core.ragged import index_dtype
 from tnq_data.store import open_store
 from tnq_data.store.compositions import check_composition_column
 from tnq_data.store.reader import Shard, Store
@@ -92,7 +93,7 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
         raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
                        "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
     # each conformer's molecule from the molecules' offsets (M+1,) rather than the (C,) `molecule` column
-    molecule = np.repeat(np.arange(store.n_molecules, dtype=np.int32 if store.n_molecules < 2**31 else np.int64),
+    molecule = np.repeat(np.arange(store.n_molecules, dtype=index_dtype(store.n_molecules)),
                          np.diff(store.column("conformer_offset")))
     groups = store_compositions(store)
     if splits is None:
