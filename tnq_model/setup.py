@@ -177,11 +177,11 @@ def _training_atoms(setup: Setup, shard: Shard) -> tuple[np.ndarray, np.ndarray,
 def _estimated_term_energies(setup: Setup, model: TensorNet) -> np.ndarray:
     """The physical terms' estimated energies (eV) of the training conformers (store order), a shard at a time
     (term_estimates.py); total charges from setup's groups, not read again."""
-    total_charge, terms = setup.groups.total_charge[setup.groups.group], []
+    groups, terms = setup.groups, []
     for shard in setup.store.iter_shards(["z", "pos"]):
         keep, offsets, atoms = _training_atoms(setup, shard)
-        terms.append(estimated_term_energies(model.terms, shard.arrays["z"][atoms],
-                                             _select_rows(shard.arrays["pos"], atoms), offsets, total_charge[keep]))
+        terms.append(estimated_term_energies(model.terms, shard.arrays["z"][atoms], _select_rows(
+            shard.arrays["pos"], atoms), offsets, groups.total_charge[groups.group[keep]]))
     return np.concatenate(terms)
 
 

@@ -1,7 +1,11 @@
 """Conformers' element compositions: packed element counts, distinct rows, and the store's derived
 `composition` column (each conformer's first conformer of its shard with the same element counts)."""
 
+from pathlib import Path
+
 import numpy as np
+
+from tnq_data.store.arrays import read_checked
 
 
 def element_counts(z: np.ndarray, atom_offset: np.ndarray, elements: np.ndarray) -> np.ndarray:
@@ -81,6 +85,15 @@ def composition_column(z: np.ndarray, atom_offset: np.ndarray) -> np.ndarray:
     inverse = distinct_rows(element_counts(z, atom_offset, elements))[1]
     first = np.unique(inverse, return_index=True)[1]
     return first[inverse].astype(np.int32)
+
+
+def derived_composition(root: Path, manifest: dict, shard: int) -> np.ndarray:
+    """The `composition_column` of shard `shard` of the version `manifest` of the store at `root`, from its z and
+    atom offsets (read checked against the manifest's hashes)."""
+    arrays, rows = manifest["arrays"], manifest["shards"][shard]
+    offsets, z = arrays["atom_offset"]["shards"][shard], arrays["z"]["shards"][shard]
+    atom_offset = read_checked(root, offsets["path"], (rows["conformers"] + 1,), offsets["hash"])
+    return composition_column(read_checked(root, z["path"], (rows["atoms"],), z["hash"]), atom_offset)
 
 
 def check_composition_column(composition: np.ndarray, atom_offset: np.ndarray) -> str | None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from tnq_core.errors import TnqError
 from tnq_data.store.arrays import DamagedArray, read_checked
-from tnq_data.store.compositions import composition_column
+from tnq_data.store.compositions import derived_composition
 from tnq_data.store.format import OFFSET_COLUMNS
 from tnq_data.store.manifest import VERSIONS, head_version, read_manifest
 
@@ -52,12 +52,11 @@ def _composition_problems(root: Path, manifest: dict) -> list[str]:
     if "composition" not in arrays:
         return problems
     for k, shard in enumerate(manifest["shards"]):
-        read = {name: read_checked(root, arrays[name]["shards"][k]["path"],
-                                   (shard[f"{arrays[name]['axis']}s"] + (name in OFFSET_COLUMNS),), None)
-                for name in ("z", "atom_offset", "composition")}
-        if not np.array_equal(read["composition"], composition_column(read["z"], read["atom_offset"])):
-            problems.append(f"wrong: {root / arrays['composition']['shards'][k]['path']} (the `composition` "
-                            "column does not match z; rewrite the store with tnq)")
+        entry = arrays["composition"]["shards"][k]
+        column = read_checked(root, entry["path"], (shard["conformers"],), entry["hash"])
+        if not np.array_equal(column, derived_composition(root, manifest, k)):
+            problems.append(f"wrong: {root / entry['path']} (the `composition` column does not match z; rewrite "
+                            "the store with tnq)")
     return problems
 
 

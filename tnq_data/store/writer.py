@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from tnq_core.errors import TnqError
-from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, read_checked, write_array
+from tnq_data.store.arrays import PATH_HASH_CHARS, combine_hashes, content_hash, write_array
 from tnq_data.store.durable import TMP_PREFIX, fsync_path, remove_temporaries, sync_dirs
-from tnq_data.store.compositions import composition_column
+from tnq_data.store.compositions import composition_column, derived_composition
 from tnq_data.store.format import (AXES, BUILTIN_COLUMNS, DERIVED, Column, MoleculeBatch, cast_column,
                                    check_column_name, column_spec, concat_batches, dtype_name, slice_molecules)
 from tnq_data.store.manifest import (LOCK, VERSIONS, content_id, is_store, make_provenance, new_manifest,
@@ -215,21 +215,9 @@ def add_columns(root: Path | str, columns: dict[str, Column], *, provenance: dic
             for shard, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
                 sharded.put(shard, name, column.axis, values[lo:hi], column.unit or unit)
         if "composition" not in base["arrays"]:  # written before the column: its next version gains it
-            _put_compositions(root, base, sharded)
+            for shard in range(len(base["shards"])):
+                sharded.put(shard, "composition", "conformer", derived_composition(root, base, shard), None)
         arrays = {**base["arrays"], **sharded.finish()}
         merged_tables = {**base["tables"], **(tables or {})}
         return _commit(root, base["version"], base["counts"], base["shards"], arrays, merged_tables, provenance,
                        sharded.dirs)
-
-
-
-
-
-def _put_compositions(root: Path, base: dict, sharded: _ShardedColumns) -> None:
-    """Put every shard's `composition` column, derived from its z, into `sharded` (`base`, a manifest, has
-    none)."""
-    z, offsets = base["arrays"]["z"]["shards"], base["arrays"]["atom_offset"]["shards"]
-    for k, shard in enumerate(base["shards"]):
-        atom_offset = read_checked(root, offsets[k]["path"], (shard["conformers"] + 1,), offsets[k]["hash"])
-        atoms = read_checked(root, z[k]["path"], (shard["atoms"],), z[k]["hash"])
-        sharded.put(k, "composition", "conformer", composition_column(atoms, atom_offset), None)
