@@ -5,9 +5,11 @@ Writes two synthetic stores with SPICE-like sizes (3-110 atoms per molecule, mea
 molecule, as SPICE's PubChem sets; H, C, N, O, F, P, S, Cl; total charge -1, 0 or +1), then measures each in a
 fresh process with the real training code: `prepare_data` (splits, usable conformers), `build_potential`
 (references and scales fitted on the training split), `Trainer` and the first batch of its training loader:
-that sum is the time to first batch. Then `Trainer.train_epoch` with its real loader, loss, AdamW and EMA,
-stopped after --steps batches (a full epoch of a 1M store takes hours on a CPU): conformers/s of those
-batches, and the epoch time extrapolated from them. Peak RSS: VmHWM of the measuring process after each
+that sum is the time to first batch, measured twice: in a first run on the store (an empty setup cache, so
+setup reads the store) and in a second (splits, references and scales from the setup cache). The first run
+then goes on with `Trainer.train_epoch` (its real loader, loss, AdamW and EMA), stopped after --steps
+batches (a full epoch of a 1M store takes hours on a CPU): conformers/s of those batches, and the epoch time
+extrapolated from them. Peak RSS: VmHWM of the measuring process after each
 phase (Linux; fresh at its exec, unlike ru_maxrss, which Linux carries over from the parent); loader workers
 (--num-workers > 0) are separate processes and not counted.
 
@@ -119,27 +121,33 @@ def measure(store: Path, steps: int, batch_size: int, num_workers: int, device: 
             "steps": min(steps, epoch_batches), "epoch_batches": epoch_batches, "peak_mib": rss}
 
 
-def measure_in_subprocess(store: Path, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--measure", str(store), "--steps", str(args.steps), "--batch-size",
+def measure_in_subprocess(store: Path, args: argparse.Namespace, setup_cache: Path, steps: int) -> dict:
+    """`measure` in a fresh process whose setup cache is `setup_cache` (empty: the first run on a store)."""
+    command = [sys.executable, __file__, "--measure", str(store), "--steps", str(steps), "--batch-size",
                str(args.batch_size), "--num-workers", str(args.num_workers), "--device", args.device,
                "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True,
+                          env={**os.environ, "TNQ_SETUP_CACHE": str(setup_cache)})
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(result: dict) -> None:
-    seconds, rss = result["seconds"], result["peak_mib"]
+def first_batch_line(result: dict) -> str:
+    seconds, first = result["seconds"], result["first_batch_s"]
+    return "{:.2f} s (prepare_data {:.2f}, build_potential {:.2f}, Trainer {:.2f}, first batch {:.2f}); goal < {:.0f} " \
+        "s: {}".format(first, seconds["prepare_data"], seconds["build_potential"], seconds["trainer"],
+                       seconds["first_batch"], FIRST_BATCH_GOAL_S, "ok" if first < FIRST_BATCH_GOAL_S else "OVER")
+
+
+def report(result: dict, cached: dict) -> None:
+    """The first run on a store (empty setup cache) and the first batch of a second run (setup from the cache)."""
     epoch_s = result["train_conformers"] / result["conformers_per_s"]
-    first = result["first_batch_s"]
     print(f"\nstore: {result['conformers']:,} conformers, {result['atoms']:,} atoms; training split "
           f"{result['train_conformers']:,} conformers, {result['epoch_batches']:,} batches per epoch")
-    print("  time to first batch: {:.2f} s (prepare_data {:.2f}, build_potential {:.2f}, Trainer {:.2f}, first batch "
-          "{:.2f}); goal < {:.0f} s: {}".format(first, seconds["prepare_data"], seconds["build_potential"],
-                                               seconds["trainer"], seconds["first_batch"], FIRST_BATCH_GOAL_S,
-                                               "ok" if first < FIRST_BATCH_GOAL_S else "OVER"))
+    print(f"  time to first batch, first run (empty setup cache): {first_batch_line(result)}")
+    print(f"  time to first batch, next run (setup from the cache): {first_batch_line(cached)}")
     print(f"  training, loader included: {result['conformers_per_s']:.0f} conformers/s over {result['steps']} "
           f"batches; a full epoch extrapolated: {epoch_s / 60:.1f} min")
-    print("  peak RSS, MiB: " + ", ".join(f"after {phase} {value:.0f}" for phase, value in rss.items()))
+    print("  peak RSS, MiB: " + ", ".join(f"after {phase} {value:.0f}" for phase, value in result["peak_mib"].items()))
 
 
 def main() -> None:
@@ -167,7 +175,8 @@ def main() -> None:
             written = "reused" if path.exists() else f"wrote in {write_synthetic_store(path, conformers):.0f} s:"
             store = open_store(path)
             print(f"\n{written} {len(store):,} conformers ({store.n_shards} shards) at {path}")
-            report(measure_in_subprocess(path, args))
+            cache = Path(tmp) / f"setup-cache{conformers}"
+            report(measure_in_subprocess(path, args, cache, args.steps), measure_in_subprocess(path, args, cache, 1))
     print(f"\nload average at end {os.getloadavg()[0]:.1f}")
 
 

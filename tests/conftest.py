@@ -15,3 +15,12 @@ def spice_sample() -> Path:
     if not path.is_file():
         pytest.skip(f"SPICE sample not found at {path}; set TNQ_SPICE_SAMPLE to SPICE-1.1.4_n2.hdf5")
     return path
+
+
+@pytest.fixture(autouse=True)
+def setup_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test's own, empty setup cache ($TNQ_SETUP_CACHE): nothing read from another test or the home
+    directory."""
+    directory = tmp_path_factory.mktemp("setup-cache")
+    monkeypatch.setenv("TNQ_SETUP_CACHE", str(directory))
+    return directory

@@ -37,6 +37,9 @@ def train_command(
     seed: int | None = typer.Option(None, help="Seed of the weights and of the data order."),
     threads: int | None = typer.Option(None, min=1, help="Torch threads per process. Default: 1 (docs/training.md)."),
     svg: bool | None = typer.Option(None, "--svg", help="Also write the figures as SVG."),
+    setup_cache: bool | None = typer.Option(None, "--setup-cache/--no-setup-cache",
+                                            help="Read and keep splits, references and scales in the setup cache "
+                                                 "($TNQ_SETUP_CACHE or ~/.cache/tnq/setup). Default: on."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a different store version."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, epoch lines or summary."),
@@ -53,7 +56,8 @@ def train_command(
         config = out / "config.yaml"
     overrides = {"store": store, "out": out, "state": _state(state), "target": target, "max_epochs": max_epochs,
                  "batch_size": batch_size, "device": device, "num_workers": num_workers, "seed": seed,
-                 "threads": threads, "svg": svg, "charge_target": charge_target, "model.physics": _state(physics)}
+                 "threads": threads, "svg": svg, "setup_cache": setup_cache, "charge_target": charge_target,
+                 "model.physics": _state(physics)}
     reporter = SILENT if quiet else ConsoleReporter()
     run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=reporter)
     if os.environ.get("RANK", "0") != "0":

@@ -2,6 +2,7 @@
 references and loss scales fitted on the training split."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from .loss import LossScales
 from .nn.tensornet import TensorNet
 from .potential import Potential
 from .references import Compositions, compositions, fit_compositions, merge_compositions
+from .setup_cache import Fit, SetupCache, default_directory, fit_key, splits_key
 from .splits import (
     conformer_mask,
     cover_training,
@@ -37,13 +39,27 @@ SCALE_ATOMS = 1 << 22
 
 @dataclass
 class Setup:
-    """What a run trains on: the store, the selection of each split and whether forces are used."""
+    """What a run trains on: the store, the selection of each split and whether forces are used; the fit when
+    it came from the setup cache, and the cache and key to keep a new fit under."""
 
     store: Store
     splits: dict[str, np.ndarray]
     selected: dict[str, np.ndarray]
     forces: bool
-    groups: Compositions  # every conformer's row of the reference fit
+    cache: SetupCache
+    fit: Fit | None = None
+    fit_key: str = ""
+
+    @cached_property
+    def groups(self) -> Compositions:
+        """Every conformer's row of the reference fit (`store_compositions`), read on first use."""
+        return store_compositions(self.store)
+
+    @cached_property
+    def molecule(self) -> np.ndarray:
+        """(C,) each conformer's molecule, from the molecules' offsets (M+1,) rather than the `molecule` column."""
+        return np.repeat(np.arange(self.store.n_molecules, dtype=index_dtype(self.store.n_molecules)),
+                         np.diff(self.store.column("conformer_offset")))
 
 
 def store_compositions(store: Store) -> Compositions:
@@ -79,7 +95,8 @@ def new_splits(store: Store, split: SplitConfig, groups: Compositions, molecule:
 
 
 def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> Setup:
-    """Open the store and select the usable conformers of each split (new splits from the config when None)."""
+    """Open the store and select the usable conformers of each split (new splits from the config when None);
+    the splits, selection and fit come from the setup cache when it holds them (`setup_cache.py`)."""
     store = open_store(config.store)
     for name in [config.target, *config.partial_charges]:
         if name not in store.columns:
@@ -92,18 +109,31 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     if config.supervises_dipole and "dipole" not in store.columns:
         raise TnqError(f"{config.store} has no `dipole` column (version {store.version}) for loss.dipole_weight; "
                        "curate a source that has dipoles (curate spice) or set loss.dipole_weight to 0")
-    # each conformer's molecule from the molecules' offsets (M+1,) rather than the (C,) `molecule` column
-    molecule = np.repeat(np.arange(store.n_molecules, dtype=index_dtype(store.n_molecules)),
-                         np.diff(store.column("conformer_offset")))
-    groups = store_compositions(store)
-    if splits is None:
-        splits = new_splits(store, config.split, groups, molecule)
+    cache = SetupCache(default_directory() if config.setup_cache else None)
+    setup = Setup(store, {}, {}, "forces" in store.columns, cache)
+    setup.splits = splits if splits is not None else _splits(setup, config.split)
+    setup.fit_key = fit_key(store.version, setup.splits, config)
+    cached = cache.fit(setup.fit_key, len(store))
+    if cached is not None:
+        setup.selected, setup.fit = cached
+        return setup
+    molecule = setup.molecule
     finite = finite_conformers(store, config.partial_charges, config.target)
     usable = np.logical_and.reduce(list(finite.values()))
-    selected = {name: conformer_mask(molecule, ids) & usable for name, ids in splits.items()}
-    if not selected["train"].any():
-        raise TnqError(_empty_training_split(config, finite, conformer_mask(molecule, splits["train"])))
-    return Setup(store, splits, selected, "forces" in store.columns, groups)
+    setup.selected = {name: conformer_mask(molecule, ids) & usable for name, ids in setup.splits.items()}
+    if not setup.selected["train"].any():
+        raise TnqError(_empty_training_split(config, finite, conformer_mask(molecule, setup.splits["train"])))
+    return setup
+
+
+def _splits(setup: Setup, split: SplitConfig) -> dict[str, np.ndarray]:
+    """The splits drawn from `split`: from the setup cache, else `new_splits` (then kept there)."""
+    key = splits_key(setup.store.version, split)
+    splits = setup.cache.splits(key, setup.store.n_molecules)
+    if splits is None:
+        splits = new_splits(setup.store, split, setup.groups, setup.molecule)
+        setup.cache.put_splits(key, splits)
+    return splits
 
 
 def _empty_training_split(config: TrainConfig, finite: dict[str, np.ndarray], train: np.ndarray) -> str:
@@ -121,10 +151,25 @@ def _empty_training_split(config: TrainConfig, finite: dict[str, np.ndarray], tr
 
 def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossScales]:
     """A new Potential (references fitted on the training split, network scale from its forces, or from its
-    residual energies without forces) and the training split's loss scales."""
-    store, rows = setup.store, np.flatnonzero(setup.selected["train"])
+    residual energies without forces) and the training split's loss scales; the fit from the setup cache when
+    it came from there, else fitted and kept there."""
     model_args = config.model.model_dump(exclude={"dtype"})
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
+    fit = setup.fit
+    if fit is None:
+        fit = fit_training_split(config, setup, model)
+        setup.cache.put_fit(setup.fit_key, setup.selected, fit)
+    refs = fit.references
+    potential = Potential(model, refs.atom_refs, refs.charges, scale=fit.scale, shift=0.0,
+                          charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
+                          multiplicity_offsets=refs.multiplicity_offsets)
+    return potential, fit.loss
+
+
+def fit_training_split(config: TrainConfig, setup: Setup, model: TensorNet) -> Fit:
+    """The references, network scale and loss scales of the training split (`model` gives the physical terms
+    whose estimated energies the references leave out)."""
+    store, rows = setup.store, np.flatnonzero(setup.selected["train"])
     groups = setup.groups.subset(rows)
     # References are fitted to the energy without the physical terms' (estimated) share.
     energy = np.take(store.column(config.target), rows).astype(np.float64, copy=False)
@@ -138,14 +183,11 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     spread = forces.scale() if setup.forces else float(np.std(residual))
     residual /= np.take(groups.counts.sum(axis=1), groups.group)
     energy_scale = float(np.sqrt(np.mean(np.square(residual, out=residual))))
-    potential = Potential(model, refs.atom_refs, refs.charges, scale=spread if spread > 0 else 1.0, shift=0.0,
-                          charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,
-                          multiplicity_offsets=refs.multiplicity_offsets)
     dipole = _MeanSquare()
     if config.supervises_dipole:
         dipole.add(store.column("dipole")[rows], finite_only=True)
-    return potential, LossScales(energy_scale if energy_scale > 0 else 1.0, forces.scale(), charges.scale(),
-                                 dipole.scale())
+    return Fit(refs, spread if spread > 0 else 1.0, LossScales(energy_scale if energy_scale > 0 else 1.0,
+                                                              forces.scale(), charges.scale(), dipole.scale()))
 
 
 class _MeanSquare:

@@ -45,6 +45,9 @@ def _train(config: TrainConfig, resume: bool, force: bool, reporter: Reporter) -
     if resume:
         resume_run(trainer, out, force)
         reporter.note(f"resuming {out} after epoch {trainer.epoch}")
+    if setup.fit is not None:
+        reporter.note(f"splits, usable conformers, references and scales of store version {setup.store.version} "
+                      f"read from the setup cache {setup.cache.directory}")
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_inputs(config, setup)

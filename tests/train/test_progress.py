@@ -149,5 +149,6 @@ def test_a_resumed_run_says_where_it_continues(make_store, tiny, tmp_path, capsy
     capsys.readouterr()
     assert tnq_train("--resume", "--out", run, "--max-epochs", 2) == 0
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == f"resuming {run} after epoch 1" and LINE.match(lines[1])[1] == "2"
+    assert lines[0] == f"resuming {run} after epoch 1" and "read from the setup cache" in lines[1]
+    assert LINE.match(lines[2])[1] == "2"
     assert sum(bool(LINE.match(line)) for line in lines) == 1

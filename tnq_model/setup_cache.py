@@ -1,0 +1,145 @@
+"""The setup cache: what a run's setup derives from a store version, kept on disk so that the next run on the
+same data reaches its first batch at once, however large the store (docs/training.md, "Setup cache").
+
+Two kinds of entry, one .npz file each, named by the sha256 of what they depend on:
+
+- splits: the molecules of each split drawn from a `SplitConfig` (key: the store version and that config);
+- fit: each split's usable conformers (packed bits), the references and the loss scales (key: the store version,
+  the splits' content and every setting the fit reads; not the network's shape, so a sweep over it hits).
+
+A store version never changes (its id hashes its content), and the tnq version and `FORMAT` are in every key,
+so an entry cannot go stale. Entries are written atomically; one that cannot be read or does not fit the store
+(or that holds another key: a file copied under another name) is computed again and replaced; one that cannot
+be written is skipped: the cache only ever saves time.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import numpy as np
+
+from .config import SplitConfig, TrainConfig
+from .loss import LossScales
+from .references import References
+from .splits import SPLITS
+
+#: Bumped whenever what an entry holds, or how setup computes it, changes.
+FORMAT = 1
+#: ModelConfig keys that shape only the network: the references and scales do not depend on them.
+NETWORK_ONLY = frozenset({"hidden_channels", "num_layers", "num_rbf", "trainable_rbf", "state_mode", "lambda_mode"})
+_SCALES = ("energy", "forces", "charges", "dipole")  # LossScales' fields, in the order they are stored
+
+
+@dataclass
+class Fit:
+    """What the training split fixes before training: the references, the network's energy scale (eV) and the
+    loss scales."""
+
+    references: References
+    scale: float
+    loss: LossScales
+
+
+def default_directory() -> Path:
+    """``$TNQ_SETUP_CACHE`` if set, else ``~/.cache/tnq/setup``."""
+    env = os.environ.get("TNQ_SETUP_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "tnq" / "setup"
+
+
+def splits_key(version: str, split: SplitConfig) -> str:
+    """The key of the splits drawn from `split` on store version `version`."""
+    return _key("splits", version=version, split=split.model_dump())
+
+
+def fit_key(version: str, splits: dict[str, np.ndarray], config: TrainConfig) -> str:
+    """The key of the usable conformers, references and scales of `config` on `splits` of store version
+    `version` (each split's molecule indices, hashed whole)."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        values = np.ascontiguousarray(splits[name], np.int64)
+        digest.update(f"{name}:{len(values)};".encode())
+        digest.update(values)
+    return _key("fit", version=version, splits=digest.hexdigest(), target=config.target,
+                partial_charges=config.partial_charges, charge_target=config.charge_target,
+                dipole=config.supervises_dipole, references=config.references,
+                model=config.model.model_dump(mode="json", exclude=set(NETWORK_ONLY)))
+
+
+def _key(kind: str, **parts: object) -> str:
+    text = json.dumps({"kind": kind, "format": FORMAT, "tnq": package_version("tnq"), **parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class SetupCache:
+    """Entries in `directory`; a cache that is off (`directory` None) holds nothing and keeps nothing."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def splits(self, key: str, n_molecules: int) -> dict[str, np.ndarray] | None:
+        """The cached splits of `key` (sorted int64 molecule indices below `n_molecules`), or None."""
+        arrays = self._read(key)
+        if arrays is None or any(name not in arrays or arrays[name].dtype != np.int64 or arrays[name].ndim != 1
+                                 for name in SPLITS):
+            return None
+        if any(len(arrays[name]) and not 0 <= arrays[name][0] <= arrays[name][-1] < n_molecules for name in SPLITS):
+            return None
+        return {name: arrays[name] for name in SPLITS}
+
+    def put_splits(self, key: str, splits: dict[str, np.ndarray]) -> None:
+        self._write(key, {name: splits[name] for name in SPLITS})
+
+    def fit(self, key: str, n_conformers: int) -> tuple[dict[str, np.ndarray], Fit] | None:
+        """The cached (C,) bool usable conformers of each split and the fit of `key`, or None (also when the
+        entry holds another number of conformers than `n_conformers`)."""
+        arrays = self._read(key)
+        try:
+            if arrays is None or int(arrays["conformers"]) != n_conformers or any(
+                    arrays[name].shape != (-(-n_conformers // 8),) for name in SPLITS):
+                return None
+            selected = {name: np.unpackbits(arrays[name], count=n_conformers).view(bool) for name in SPLITS}
+            references = References(arrays["atom_refs"], arrays["charges"].tolist(), arrays["charge_offsets"],
+                                    arrays["multiplicities"].tolist(), arrays["multiplicity_offsets"])
+            loss = LossScales(**dict(zip(_SCALES, arrays["loss_scales"].tolist(), strict=True)))
+            return selected, Fit(references, float(arrays["scale"]), loss)
+        except (KeyError, ValueError, TypeError):
+            return None
+
+    def put_fit(self, key: str, selected: dict[str, np.ndarray], fit: Fit) -> None:
+        refs = fit.references
+        self._write(key, {"conformers": np.int64(len(selected["train"])),
+                          **{name: np.packbits(selected[name]) for name in SPLITS},
+                          "atom_refs": refs.atom_refs, "charges": np.asarray(refs.charges, np.int64),
+                          "charge_offsets": refs.charge_offsets,
+                          "multiplicities": np.asarray(refs.multiplicities, np.int64),
+                          "multiplicity_offsets": refs.multiplicity_offsets, "scale": np.float64(fit.scale),
+                          "loss_scales": np.array([getattr(fit.loss, name) for name in _SCALES], np.float64)})
+
+    def _read(self, key: str) -> dict[str, np.ndarray] | None:
+        if self.directory is None:
+            return None
+        try:
+            with np.load(self.directory / f"{key}.npz", allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            return None
+        return arrays if str(arrays.pop("key", "")) == key else None  # not a file copied under another name
+
+    def _write(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        if self.directory is None:
+            return
+        partial = self.directory / f".{key}.{os.getpid()}.partial"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as handle:
+                np.savez(handle, key=np.str_(key), **arrays)
+            os.replace(partial, self.directory / f"{key}.npz")
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
