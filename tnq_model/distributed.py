@@ -1,6 +1,8 @@
 """This process's place among the training processes (torchrun's environment; gloo on CPU, nccl on CUDA)."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +23,18 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Run the block in the main process first and in the others after it (to read what it left, e.g. in
+        the setup cache); they also start when the main process failed in it, and so meet the same error."""
+        if self.world_size > 1 and not self.is_main:
+            dist.barrier()
+        try:
+            yield
+        finally:
+            if self.world_size > 1 and self.is_main:
+                dist.barrier()
 
     def all_reduce(self, tensor: Tensor, op: dist.ReduceOp = dist.ReduceOp.SUM) -> Tensor:
         """`tensor` reduced over the processes (in place; unchanged when alone)."""

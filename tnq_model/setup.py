@@ -157,7 +157,7 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     model = TensorNet(**model_args, state=config.state, dtype=getattr(torch, config.model.dtype))
     fit = setup.fit
     if fit is None:
-        fit = fit_training_split(config, setup, model)
+        fit = _fit_training_split(config, setup, model)
         setup.cache.put_fit(setup.fit_key, setup.selected, fit)
     refs = fit.references
     potential = Potential(model, refs.atom_refs, refs.charges, scale=fit.scale, shift=0.0,
@@ -166,7 +166,7 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     return potential, fit.loss
 
 
-def fit_training_split(config: TrainConfig, setup: Setup, model: TensorNet) -> Fit:
+def _fit_training_split(config: TrainConfig, setup: Setup, model: TensorNet) -> Fit:
     """The references, network scale and loss scales of the training split (`model` gives the physical terms
     whose estimated energies the references leave out)."""
     store, rows = setup.store, np.flatnonzero(setup.selected["train"])

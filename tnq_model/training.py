@@ -5,6 +5,7 @@ Only rank 0 writes to the run directory and reports. Run directory: docs/trainin
 """
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -38,9 +39,13 @@ def _train(config: TrainConfig, resume: bool, force: bool, reporter: Reporter) -
         raise TnqError(f"nothing to resume in {out}: no last.pt; start a new run without `resume`")
     if not resume and (out / "last.pt").exists():
         raise TnqError(f"{out} already holds a run; pass `resume` to continue it or choose another `out`")
-    setup = prepare_data(config, load_splits(out / "splits.npz") if resume else None)
-    torch.manual_seed(config.seed)
-    trainer = Trainer(config, setup, *build_potential(config, setup), env)
+    splits = load_splits(out / "splits.npz") if resume else None
+    # with the setup cache, the other processes read rank 0's setup instead of each passing over the store
+    with env.main_first() if config.setup_cache else nullcontext():
+        setup = prepare_data(config, splits)
+        torch.manual_seed(config.seed)
+        potential, scales = build_potential(config, setup)
+    trainer = Trainer(config, setup, potential, scales, env)
     reporter = reporter if env.is_main else SILENT
     if resume:
         resume_run(trainer, out, force)
