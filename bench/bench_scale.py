@@ -147,7 +147,8 @@ def report(result: dict, cached: dict) -> None:
     print(f"  time to first batch, next run (setup from the cache): {first_batch_line(cached)}")
     print(f"  training, loader included: {result['conformers_per_s']:.0f} conformers/s over {result['steps']} "
           f"batches; a full epoch extrapolated: {epoch_s / 60:.1f} min")
-    print("  peak RSS, MiB: " + ", ".join(f"after {phase} {value:.0f}" for phase, value in result["peak_mib"].items()))
+    print("  peak RSS, MiB: " + ", ".join(f"after {phase} {value:.0f}" for phase, value in result["peak_mib"].items())
+          + f"; next run, after its first batch {cached['peak_mib']['first_batch']:.0f}")
 
 
 def main() -> None:
