@@ -112,7 +112,7 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
     cache = SetupCache(default_directory() if config.setup_cache else None)
     setup = Setup(store, {}, {}, "forces" in store.columns, cache)
     setup.splits = splits if splits is not None else _splits(setup, config.split)
-    setup.fit_key = fit_key(store.version, setup.splits, config)
+    setup.fit_key = fit_key(store, setup.splits, config)
     cached = cache.fit(setup.fit_key, len(store))
     if cached is not None:
         setup.selected, setup.fit = cached
@@ -128,7 +128,7 @@ def prepare_data(config: TrainConfig, splits: dict[str, np.ndarray] | None) -> S
 
 def _splits(setup: Setup, split: SplitConfig) -> dict[str, np.ndarray]:
     """The splits drawn from `split`: from the setup cache, else `new_splits` (then kept there)."""
-    key = splits_key(setup.store.version, split)
+    key = splits_key(setup.store, split)
     splits = setup.cache.splits(key, setup.store.n_molecules)
     if splits is None:
         splits = new_splits(setup.store, split, setup.groups, setup.molecule)

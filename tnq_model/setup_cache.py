@@ -1,16 +1,19 @@
-"""The setup cache: what a run's setup derives from a store version, kept on disk so that the next run on the
+"""The setup cache: what a run's setup derives from a store's data, kept on disk so that the next run on the
 same data reaches its first batch at once, however large the store (docs/training.md, "Setup cache").
 
 Two kinds of entry, one .npz file each, named by the sha256 of what they depend on:
 
-- splits: the molecules of each split drawn from a `SplitConfig` (key: the store version and that config);
-- fit: each split's usable conformers (packed bits), the references and the loss scales (key: the store version,
-  the splits' content and every setting the fit reads; not the network's shape, so a sweep over it hits).
+- splits: the molecules of each split drawn from a `SplitConfig` (key: the content hashes of the columns they
+  are drawn from, and that config);
+- fit: each split's usable conformers (packed bits), the references and the loss scales (key: the content
+  hashes of the columns the fit reads, the splits' content and every setting the fit reads; not the network's
+  shape, so a sweep over it hits).
 
-A store version never changes (its id hashes its content), and the tnq version and `FORMAT` are in every key,
-so an entry cannot go stale. Entries are written atomically; one that cannot be read or does not fit the store
-(or that holds another key: a file copied under another name) is computed again and replaced; one that cannot
-be written is skipped: the cache only ever saves time.
+A column's content hash changes with its data, and the tnq version and `FORMAT` are in every key, so an entry
+cannot go stale; a store version that adds a column the run does not read keeps its entries. Entries are
+written atomically; one that cannot be read or does not fit the store (or that holds another key: a file
+copied under another name) is computed again and replaced; one that cannot be written is skipped: the cache
+only ever saves time.
 """
 
 import contextlib
@@ -23,6 +26,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import numpy as np
+
+from tnq_data.store.reader import Store
 
 from .config import SplitConfig, TrainConfig
 from .loss import LossScales
@@ -52,23 +57,36 @@ def default_directory() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "tnq" / "setup"
 
 
-def splits_key(version: str, split: SplitConfig) -> str:
-    """The key of the splits drawn from `split` on store version `version`."""
-    return _key("splits", version=version, split=split.model_dump())
+#: The store columns the splits are drawn from (`setup.new_splits`): molecules, atoms, element counts, states.
+SPLIT_COLUMNS = ("conformer_offset", "atom_offset", "z", "composition", "total_charge", "multiplicity")
 
 
-def fit_key(version: str, splits: dict[str, np.ndarray], config: TrainConfig) -> str:
-    """The key of the usable conformers, references and scales of `config` on `splits` of store version
-    `version` (each split's molecule indices, hashed whole)."""
+def splits_key(store: Store, split: SplitConfig) -> str:
+    """The key of the splits drawn from `split` on `store`'s `SPLIT_COLUMNS`."""
+    return _key("splits", data=_column_hashes(store, SPLIT_COLUMNS), split=split.model_dump())
+
+
+def fit_key(store: Store, splits: dict[str, np.ndarray], config: TrainConfig) -> str:
+    """The key of the usable conformers, references and scales of `config` on `splits` of `store` (each split's
+    molecule indices, hashed whole)."""
     digest = hashlib.sha256()
     for name in SPLITS:
         values = np.ascontiguousarray(splits[name], np.int64)
         digest.update(f"{name}:{len(values)};".encode())
         digest.update(values)
-    return _key("fit", version=version, splits=digest.hexdigest(), target=config.target,
+    columns = (*SPLIT_COLUMNS, "pos", "forces", "dipole", config.target, *config.partial_charges,
+               *[config.charge_target] * (config.charge_target is not None))
+    return _key("fit", data=_column_hashes(store, columns), splits=digest.hexdigest(), target=config.target,
                 partial_charges=config.partial_charges, charge_target=config.charge_target,
                 dipole=config.supervises_dipole, references=config.references,
                 model=config.model.model_dump(mode="json", exclude=set(NETWORK_ONLY)))
+
+
+def _column_hashes(store: Store, columns: tuple[str, ...]) -> dict[str, str]:
+    """The content hashes (over every shard's) of those of `columns` that `store` has: the data an entry
+    depends on, so that a version that adds or changes other columns (e.g. `tnq-data charges`) keeps it."""
+    arrays = store.manifest["arrays"]
+    return {name: arrays[name]["hash"] for name in columns if name in arrays}
 
 
 def _key(kind: str, **parts: object) -> str:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tnq_core.cli import run_app
-from tnq_data.store import open_store, write_store
+from tnq_data.store import Column, add_columns, open_store, write_store
 from tnq_model.cli import app
 from tnq_model.config import ModelConfig, TrainConfig
 from tnq_model.setup import build_potential, prepare_data
@@ -60,11 +60,11 @@ def test_a_second_run_reads_its_whole_setup_from_the_cache_bitwise(make_store, t
     assert len(entries(setup_cache)) == 2
 
 
-def test_an_entry_is_used_only_for_the_settings_and_store_version_it_was_made_for(make_store, molecules, tmp_path,
+def test_an_entry_is_used_only_for_the_settings_and_store_columns_it_was_made_for(make_store, molecules, tmp_path,
                                                                                 setup_cache):
     path = make_store(50, seed=4, shard_bytes=2000, charges="mbis")
     config = TrainConfig(store=path, out=tmp_path / "run", model=SMALL)
-    set_up(config)
+    original = set_up(config)
     kept = len(entries(setup_cache))
     network = config.model_copy(update={"model": SMALL.model_copy(update={"hidden_channels": 16, "num_layers": 2,
                                                                            "state_mode": "spooky"}),
@@ -81,8 +81,18 @@ def test_an_entry_is_used_only_for_the_settings_and_store_version_it_was_made_fo
         assert setup[0].fit is None and len(entries(setup_cache)) == kept + new_entries, update
         assert_same(setup, set_up(changed.model_copy(update={"setup_cache": False})))
         kept += new_entries
-    write_store(path, [molecules(7, 50)], shard_bytes=2000)  # a new version of the store
-    assert set_up(config)[0].fit is None and len(entries(setup_cache)) == kept + 2
+    store = open_store(path)
+    n_atoms = store.n_atoms
+    add_columns(path, {"charges/other": Column("atom", np.zeros(n_atoms, np.float32))})  # a column setup never reads
+    assert open_store(path).version != store.version
+    assert set_up(config)[0].fit is not None and len(entries(setup_cache)) == kept
+    add_columns(path, {"forces": Column("atom", 2 * store.column("forces"))})  # new forces: same splits, new scales
+    changed = set_up(config)
+    assert changed[0].fit is None and len(entries(setup_cache)) == kept + 1
+    assert changed[2].forces == 2 * original[2].forces  # exact: a power of two
+    assert_same(changed, set_up(config.model_copy(update={"setup_cache": False})))
+    write_store(path, [molecules(7, 50)], shard_bytes=2000)  # new data
+    assert set_up(config)[0].fit is None and len(entries(setup_cache)) == kept + 3
 
 
 def kind(entry) -> str:
