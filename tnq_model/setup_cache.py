@@ -34,11 +34,13 @@ from .loss import LossScales
 from .references import References
 from .splits import SPLITS
 
-#: Bumped whenever what an entry holds, or how setup computes it, changes.
+#: Bumped whenever what an entry holds, or how setup computes it (splits, fit, SCALE_ATOMS), changes.
 FORMAT = 1
 #: ModelConfig keys that shape only the network: the references and scales do not depend on them.
 NETWORK_ONLY = frozenset({"hidden_channels", "num_layers", "num_rbf", "trainable_rbf", "state_mode", "lambda_mode"})
 _SCALES = ("energy", "forces", "charges", "dipole")  # LossScales' fields, in the order they are stored
+#: The store columns the splits are drawn from (`setup.new_splits`): molecules, atoms, element counts, states.
+SPLIT_COLUMNS = ("conformer_offset", "atom_offset", "z", "composition", "total_charge", "multiplicity")
 
 
 @dataclass
@@ -55,10 +57,6 @@ def default_directory() -> Path:
     """``$TNQ_SETUP_CACHE`` if set, else ``~/.cache/tnq/setup``."""
     env = os.environ.get("TNQ_SETUP_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "tnq" / "setup"
-
-
-#: The store columns the splits are drawn from (`setup.new_splits`): molecules, atoms, element counts, states.
-SPLIT_COLUMNS = ("conformer_offset", "atom_offset", "z", "composition", "total_charge", "multiplicity")
 
 
 def splits_key(store: Store, split: SplitConfig) -> str:
