@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from tnq_core.cli import ConsoleReporter, print_json, run_app
+from tnq_core.errors import TnqError
 from tnq_core.progress import SILENT
 
 from .config import resolve_config
@@ -41,6 +42,8 @@ def train_command(
                                             help="Read and keep splits, references and scales in the setup cache "
                                                  "($TNQ_SETUP_CACHE or ~/.cache/tnq/setup). Default: on."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    setup_only: bool = typer.Option(False, "--setup-only", help="Only fill the setup cache (splits, references, "
+                                    "scales) for these settings, e.g. before a GPU job; no training."),
     force: bool = typer.Option(False, "--force", help="With --resume: accept a different store version."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, epoch lines or summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the final report as JSON on stdout."),
@@ -50,7 +53,7 @@ def train_command(
     `eval`, `plot` and `export` act on a run directory."""
     if ctx.invoked_subcommand is not None:
         return
-    from .training import train
+    from .training import set_up_only, train
 
     if config is None and resume and out is not None:
         config = out / "config.yaml"
@@ -59,6 +62,12 @@ def train_command(
                  "threads": threads, "svg": svg, "setup_cache": setup_cache, "charge_target": charge_target,
                  "model.physics": _state(physics)}
     reporter = SILENT if quiet else ConsoleReporter()
+    if setup_only:
+        if resume or as_json:
+            flag = "--resume" if resume else "--json"
+            raise TnqError(f"--setup-only trains nothing, so it has no run to resume or report; drop {flag}")
+        set_up_only(resolve_config(config, overrides), reporter)
+        return
     run_dir = train(resolve_config(config, overrides), resume=resume, force=force, reporter=reporter)
     if os.environ.get("RANK", "0") != "0":
         return

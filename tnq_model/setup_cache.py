@@ -137,6 +137,10 @@ class SetupCache:
                           "multiplicity_offsets": refs.multiplicity_offsets, "scale": np.float64(fit.scale),
                           "loss_scales": np.array([getattr(fit.loss, name) for name in _SCALES], np.float64)})
 
+    def holds(self, key: str) -> bool:
+        """Whether an entry of `key` is on disk."""
+        return self.directory is not None and (self.directory / f"{key}.npz").is_file()
+
     def _read(self, key: str) -> dict[str, np.ndarray] | None:
         if self.directory is None:
             return None

@@ -142,3 +142,26 @@ def test_tnq_train_says_when_its_setup_came_from_the_cache_and_can_leave_it_off(
     assert run_app(app, [str(a) for a in [*common, "--out", tmp_path / "second"]]) == 0
     assert f"of store version {open_store(store).version} read from the setup cache {setup_cache}" in \
         capsys.readouterr().err
+
+
+def test_setup_only_fills_the_cache_for_a_later_run_and_refuses_what_it_cannot_do(make_store, tmp_path, setup_cache,
+                                                                                   monkeypatch, capsys):
+    store = make_store(30, seed=1)
+    version = open_store(store).version
+    run = ["--store", store, "--max-epochs", "1", "--batch-size", "8", "--out", tmp_path / "run"]
+    assert run_app(app, [str(a) for a in [*run, "--setup-only"]]) == 0
+    assert f"of store version {version}: set up in " in capsys.readouterr().err
+    assert len(entries(setup_cache)) == 2 and not (tmp_path / "run").exists()
+    assert run_app(app, [str(a) for a in [*run, "--setup-only"]]) == 0
+    assert f"was already in the setup cache {setup_cache}" in capsys.readouterr().err
+    assert run_app(app, [str(a) for a in run]) == 0
+    assert f"of store version {version} read from the setup cache" in capsys.readouterr().err
+    for extra in (["--no-setup-cache"], ["--resume"], ["--json"]):
+        assert run_app(app, [str(a) for a in [*run, "--setup-only", *extra]]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "--setup-only" in err and f"drop {extra[0]}" in err, err
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setenv("TNQ_SETUP_CACHE", str(tmp_path / "file" / "cache"))
+    assert run_app(app, [str(a) for a in [*run, "--setup-only"]]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot write the setup cache" in err and "TNQ_SETUP_CACHE" in err
