@@ -41,14 +41,17 @@ def entries(directory) -> list[str]:
     return sorted(path.name for path in directory.iterdir())
 
 
-@pytest.mark.parametrize("physics", [[], ["charges", "coulomb", "zbl"]])
-def test_a_second_run_reads_its_whole_setup_from_the_cache_bitwise(make_store, tmp_path, setup_cache, physics):
-    path = make_store(60, seed=3, shard_bytes=2000, charges="mbis")
+@pytest.mark.parametrize("physics, forces, references", [([], True, "element_state"),
+                                                          (["charges", "coulomb", "zbl"], True, "element_state"),
+                                                          ([], False, "element")])
+def test_a_second_run_reads_its_whole_setup_from_the_cache_bitwise(make_store, tmp_path, setup_cache, physics,
+                                                                   forces, references):
+    path = make_store(60, seed=3, shard_bytes=2000, forces=forces, charges="mbis")
     config = TrainConfig(store=path, out=tmp_path / "run", model=SMALL.model_copy(update={"physics": physics}),
-                         charge_target="charges/mbis" if physics else None)
+                         charge_target="charges/mbis" if physics else None, references=references)
     first = set_up(config)
     assert first[0].fit is None and len(entries(setup_cache)) == 2  # the splits, and the selection with the fit
-    assert first[2].energy != 1.0 and first[2].forces != 1.0 and (first[2].charges != 1.0) == bool(physics)
+    assert first[2].energy != 1.0 and (first[2].forces != 1.0) == forces and (first[2].charges != 1.0) == bool(physics)
     second = set_up(config)
     assert second[0].fit is not None
     assert "groups" not in vars(second[0]) and "molecule" not in vars(second[0])  # no pass over the store
