@@ -133,9 +133,10 @@ def measure_in_subprocess(store: Path, args: argparse.Namespace, setup_cache: Pa
 
 def first_batch_line(result: dict) -> str:
     seconds, first = result["seconds"], result["first_batch_s"]
-    return "{:.2f} s (prepare_data {:.2f}, build_potential {:.2f}, Trainer {:.2f}, first batch {:.2f}); goal < {:.0f} " \
-        "s: {}".format(first, seconds["prepare_data"], seconds["build_potential"], seconds["trainer"],
-                       seconds["first_batch"], FIRST_BATCH_GOAL_S, "ok" if first < FIRST_BATCH_GOAL_S else "OVER")
+    phases = ", ".join(f"{phase} {seconds[phase]:.2f}" for phase in ("prepare_data", "build_potential", "trainer",
+                                                                      "first_batch"))
+    verdict = "ok" if first < FIRST_BATCH_GOAL_S else "OVER"
+    return f"{first:.2f} s ({phases}); goal < {FIRST_BATCH_GOAL_S:.0f} s: {verdict}"
 
 
 def report(result: dict, cached: dict) -> None:
