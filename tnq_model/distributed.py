@@ -49,6 +49,8 @@ def init_distributed(device: str) -> Distributed:
         raise TnqError("`device` cuda but torch sees no CUDA device; use `device` cpu or a CUDA build of torch")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        torch.cuda.set_device(local_rank)  # NCCL's barriers (e.g. `main_first`'s, before any tensor) use it
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device == "cuda" else "gloo")
     rank = dist.get_rank() if world_size > 1 else 0
