@@ -114,7 +114,7 @@ class TrainConfig(_Section):
     buffer_shards: int = Field(2, ge=1)
     threads: int | None = Field(None, ge=1)  # torch intra-op threads per process; None: DEFAULT_THREADS (1)
     svg: bool = False  # also write the figures as SVG
-    #: Keep the splits, usable conformers, references and scales of each store version in the setup cache
+    #: Keep the splits, usable conformers, references and scales derived from a store's data in the setup cache
     #: ($TNQ_SETUP_CACHE, else ~/.cache/tnq/setup) and read them from there (docs/training.md, "Setup cache").
     setup_cache: bool = True
     #: `charges/<scheme>` column the learned charges are trained on (needs "charges" in `model.physics`).

@@ -18,7 +18,6 @@ from .config import TrainConfig
 from .distributed import init_distributed
 from .rundir import final_outputs, resume_run, save_run, write_inputs, write_metrics
 from .setup import build_potential, prepare_data
-from .setup_cache import default_directory
 from .splits import load_splits
 from .summary import epoch_line, final_report, summary_lines
 from .threads import torch_threads
@@ -36,7 +35,6 @@ def train(config: TrainConfig, *, resume: bool = False, force: bool = False, rep
 def set_up_only(config: TrainConfig, reporter: Reporter = SILENT) -> None:
     """Fill the setup cache for `config` (splits, usable conformers, references and scales) without training,
     e.g. on a CPU node before a GPU job; `reporter` gets one note saying what was kept where."""
-    cache = default_directory()
     if not config.setup_cache:
         raise TnqError("--setup-only fills the setup cache, which --no-setup-cache (setup_cache: false) turns "
                        "off; drop --no-setup-cache")
@@ -45,10 +43,11 @@ def set_up_only(config: TrainConfig, reporter: Reporter = SILENT) -> None:
         setup = prepare_data(config, None)
         build_potential(config, setup)
     if not setup.cache.holds(setup.fit_key):
-        raise TnqError(f"cannot write the setup cache {cache}; point TNQ_SETUP_CACHE at a writable directory")
+        raise TnqError(f"cannot write the setup cache {setup.cache.directory}; point TNQ_SETUP_CACHE at a writable "
+                       "directory")
     where = "was already in" if setup.fit is not None else f"set up in {time.perf_counter() - start:.1f} s, kept in"
     reporter.note(f"splits, usable conformers, references and scales of store version {setup.store.version}: "
-                  f"{where} the setup cache {cache}")
+                  f"{where} the setup cache {setup.cache.directory}")
 
 
 def _train(config: TrainConfig, resume: bool, force: bool, reporter: Reporter) -> Path:
