@@ -125,6 +125,33 @@ def export_command(
     print(export_torchscript(run_dir / checkpoint, out or run_dir / "model.ts"))
 
 
+@app.command("cache")
+def cache_command(
+    clear: bool = typer.Option(False, "--clear", help="Delete every entry."),
+    as_json: bool = typer.Option(False, "--json", help="Print the entries (or what --clear deleted) as JSON."),
+) -> None:
+    """The setup cache ($TNQ_SETUP_CACHE or ~/.cache/tnq/setup): its entries, oldest first, or with --clear none."""
+    from .setup_cache import clear_entries, default_directory, list_entries
+
+    directory = default_directory()
+    if clear:
+        files, size = clear_entries(directory)
+        if as_json:
+            print_json({"directory": str(directory), "deleted": files, "bytes": size})
+        else:
+            print(f"deleted {files} files ({size / 1e6:.1f} MB) from {directory}")
+        return
+    entries = list_entries(directory)
+    size = sum(entry["bytes"] for entry in entries)
+    if as_json:
+        print_json({"directory": str(directory), "entries": entries, "bytes": size})
+        return
+    for entry in entries:
+        print(f"{entry['modified']}  {entry['kind']:<10} {entry['bytes'] / 1e6:9.1f} MB  {entry['store']} "
+              f"(version {entry['version']})")
+    print(f"{len(entries)} entries, {size / 1e6:.1f} MB in {directory}")
+
+
 @app.command("import-torchmdnet")
 def import_torchmdnet_command(
     checkpoint: Path = typer.Argument(..., help="torchmd-net 3.x TensorNet checkpoint (.ckpt)."),

@@ -132,7 +132,7 @@ def _splits(setup: Setup, split: SplitConfig) -> dict[str, np.ndarray]:
     splits = setup.cache.splits(key, setup.store.n_molecules)
     if splits is None:
         splits = new_splits(setup.store, split, setup.groups, setup.molecule)
-        setup.cache.put_splits(key, splits)
+        setup.cache.put_splits(key, setup.store, splits)
     return splits
 
 
@@ -158,7 +158,7 @@ def build_potential(config: TrainConfig, setup: Setup) -> tuple[Potential, LossS
     fit = setup.fit
     if fit is None:
         fit = _fit_training_split(config, setup, model)
-        setup.cache.put_fit(setup.fit_key, setup.selected, fit)
+        setup.cache.put_fit(setup.fit_key, setup.store, setup.selected, fit)
     refs = fit.references
     potential = Potential(model, refs.atom_refs, refs.charges, scale=fit.scale, shift=0.0,
                           charge_offsets=refs.charge_offsets, ref_multiplicities=refs.multiplicities,

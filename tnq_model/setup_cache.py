@@ -22,6 +22,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -41,6 +42,7 @@ NETWORK_ONLY = frozenset({"hidden_channels", "num_layers", "num_rbf", "trainable
 _SCALES = ("energy", "forces", "charges", "dipole")  # LossScales' fields, in the order they are stored
 #: The store columns the splits are drawn from (`setup.new_splits`): molecules, atoms, element counts, states.
 SPLIT_COLUMNS = ("conformer_offset", "atom_offset", "z", "composition", "total_charge", "multiplicity")
+PARTIAL = ".partial"  # suffix of an entry being written
 
 
 @dataclass
@@ -108,8 +110,8 @@ class SetupCache:
             return None
         return {name: arrays[name] for name in SPLITS}
 
-    def put_splits(self, key: str, splits: dict[str, np.ndarray]) -> None:
-        self._write(key, {name: splits[name] for name in SPLITS})
+    def put_splits(self, key: str, store: Store, splits: dict[str, np.ndarray]) -> None:
+        self._write(key, "splits", store, {name: splits[name] for name in SPLITS})
 
     def fit(self, key: str, n_conformers: int) -> tuple[dict[str, np.ndarray], Fit] | None:
         """The cached (C,) bool usable conformers of each split and the fit of `key`, or None (also when the
@@ -127,9 +129,9 @@ class SetupCache:
         except (KeyError, ValueError, TypeError):
             return None
 
-    def put_fit(self, key: str, selected: dict[str, np.ndarray], fit: Fit) -> None:
+    def put_fit(self, key: str, store: Store, selected: dict[str, np.ndarray], fit: Fit) -> None:
         refs = fit.references
-        self._write(key, {"conformers": np.int64(len(selected["train"])),
+        self._write(key, "fit", store, {"conformers": np.int64(len(selected["train"])),
                           **{name: np.packbits(selected[name]) for name in SPLITS},
                           "atom_refs": refs.atom_refs, "charges": np.asarray(refs.charges, np.int64),
                           "charge_offsets": refs.charge_offsets,
@@ -151,15 +153,50 @@ class SetupCache:
             return None
         return arrays if str(arrays.pop("key", "")) == key else None  # not a file copied under another name
 
-    def _write(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+    def _write(self, key: str, kind: str, store: Store, arrays: dict[str, np.ndarray]) -> None:
+        """Keep `arrays` under `key`, with what `list_entries` shows: the kind and the store that made it."""
         if self.directory is None:
             return
-        partial = self.directory / f".{key}.{os.getpid()}.partial"
+        partial = self.directory / f".{key}.{os.getpid()}{PARTIAL}"
+        about = {"kind": kind, "store": str(Path(store.root).resolve()), "version": store.version}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with open(partial, "wb") as handle:
-                np.savez(handle, key=np.str_(key), **arrays)
+                np.savez(handle, key=np.str_(key), **{name: np.str_(value) for name, value in about.items()},
+                         **arrays)
             os.replace(partial, self.directory / f"{key}.npz")
         except OSError:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
+
+
+def list_entries(directory: Path) -> list[dict]:
+    """The entries in `directory` (none when it does not exist), oldest first: file, kind ("splits", "fit" or
+    "unreadable"), the store that made it (its directory and version; another store with the same data reads
+    it too), bytes and modified (ISO 8601, UTC)."""
+    paths = sorted(directory.glob("*.npz"), key=lambda path: path.stat().st_mtime) if directory.is_dir() else []
+    found = []
+    for path in paths:
+        stat = path.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, timezone.utc).isoformat(timespec="seconds")
+        found.append({"file": path.name, **_about(path), "bytes": stat.st_size, "modified": modified})
+    return found
+
+
+def clear_entries(directory: Path) -> tuple[int, int]:
+    """Delete every entry in `directory`, and files that writers left half-written: (files, bytes) deleted."""
+    files, size = 0, 0
+    for path in [*directory.glob("*.npz"), *directory.glob(f".*{PARTIAL}")] if directory.is_dir() else []:
+        with contextlib.suppress(FileNotFoundError):  # another process may replace or delete it meanwhile
+            size += path.stat().st_size
+            path.unlink()
+            files += 1
+    return files, size
+
+
+def _about(path: Path) -> dict[str, str | None]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: str(data[name]) for name in ("kind", "store", "version")}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+        return {"kind": "unreadable", "store": None, "version": None}

@@ -2,6 +2,7 @@
 back bitwise, keyed by everything they depend on; damaged entries are computed again, a cache that cannot be
 written is skipped."""
 
+import json
 import shutil
 
 import numpy as np
@@ -168,3 +169,37 @@ def test_setup_only_fills_the_cache_for_a_later_run_and_refuses_what_it_cannot_d
     assert run_app(app, [str(a) for a in [*run, "--setup-only"]]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "cannot write the setup cache" in err and "TNQ_SETUP_CACHE" in err
+
+
+def test_tnq_train_cache_lists_the_entries_with_their_store_and_clears_them(make_store, tmp_path, setup_cache,
+                                                                            monkeypatch, capsys):
+    stores = [make_store(30, seed=1, name="one"), make_store(20, seed=2, name="two")]
+    for store in stores:
+        set_up(TrainConfig(store=store, out=tmp_path / "run", model=SMALL))
+    (setup_cache / "damaged.npz").write_bytes(b"tnq")
+    (setup_cache / f".{'0' * 64}.1.partial").write_bytes(b"half")  # what a killed writer leaves
+    capsys.readouterr()
+    assert run_app(app, ["cache", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["directory"] == str(setup_cache) and len(listed["entries"]) == 5
+    made = {(entry["kind"], entry["store"], entry["version"]) for entry in listed["entries"]}
+    assert made == {(kind, str(store.resolve()), open_store(store).version) for kind in ("splits", "fit")
+                    for store in stores} | {("unreadable", None, None)}
+    sizes = {entry["file"]: entry["bytes"] for entry in listed["entries"]}
+    assert sizes == {path.name: path.stat().st_size for path in setup_cache.glob("*.npz")}
+    assert listed["bytes"] == sum(sizes.values())
+    assert run_app(app, ["cache"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and lines[-1].startswith(f"5 entries, ") and str(setup_cache) in lines[-1]
+    assert run_app(app, ["cache", "--clear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"directory": str(setup_cache), "deleted": 6,
+                                                   "bytes": listed["bytes"] + 4}
+    assert list(setup_cache.iterdir()) == []
+    assert run_app(app, ["cache", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == []
+    setup = set_up(TrainConfig(store=stores[0], out=tmp_path / "run", model=SMALL))
+    assert setup[0].fit is None  # computed again after the clear
+    monkeypatch.setenv("TNQ_SETUP_CACHE", str(tmp_path / "none"))  # a cache never written: empty, not an error
+    assert run_app(app, ["cache", "--clear", "--json"]) == 0 and run_app(app, ["cache", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"deleted": 0' in out and '"entries": []' in out and not (tmp_path / "none").exists()
