@@ -59,8 +59,12 @@ class Labels:
     @classmethod
     def of(cls, molecule: np.ndarray, key: np.ndarray, n: int) -> "Labels":
         """The labels of (molecule, key) rows in any order, repeats allowed."""
-        rows = np.sort((np.asarray(molecule, np.int64) << _KEY_BITS) | np.asarray(key, np.int64))
-        rows = rows[np.diff(rows, prepend=rows[:1] - 1) != 0]  # np.unique, without numpy 2's slower hash table
+        # np.unique, without numpy 2's slower hash table; "stable" is timsort here, which merges the sorted runs
+        # that labels arrive in (a union, a molecule's groups) instead of sorting them again
+        rows = np.sort((np.asarray(molecule, np.int64) << _KEY_BITS) | np.asarray(key, np.int64), kind="stable")
+        first = np.ones(len(rows), bool)
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        rows = rows[first]
         return cls(rows >> _KEY_BITS, rows & ((1 << _KEY_BITS) - 1), n)
 
     def __or__(self, other: "Labels") -> "Labels":
@@ -122,7 +126,9 @@ def spread_states(splits: dict[str, np.ndarray], states: Labels, labels: Labels,
     charges and multiplicities of `molecule_states`).
     """
     held = labels | states
-    keys, index = np.unique(held.key, return_inverse=True)
+    present = np.zeros(1 << _KEY_BITS, bool)  # np.unique(held.key, return_inverse=True) through a table of keys
+    present[held.key] = True
+    keys, index = np.flatnonzero(present), (np.cumsum(present) - 1)[held.key]
     side = np.full(held.n, -1, np.int8)
     for number, name in enumerate(SPLITS):
         side[splits[name]] = number
