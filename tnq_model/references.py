@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tnq_core.ragged import index_dtype, ranges
-from tnq_data.store.compositions import distinct_rows, element_counts
+from tnq_data.store.compositions import distinct_rows, element_counts, first_of_runs
 
 #: Fits of ``TrainConfig.references``: element only, plus per-charge offsets, plus per-multiplicity offsets.
 REFERENCE_FITS = ("element", "element_charge", "element_state")
@@ -95,7 +95,7 @@ def _compositions_of_firsts(z: np.ndarray, atom_offset: np.ndarray, total_charge
     slot = (np.cumsum(is_first) - 1)[composition]  # each conformer's row of `counts`
     # (slot, Q, M) packed into one int64 (Q and M are int8): runs folded, then sorted
     packed = (slot.astype(np.int64) << 16) | ((total_charge.astype(np.int64) + 128) << 8) | multiplicity.astype(np.int64)
-    run = np.diff(packed, prepend=packed[:1] - 1) != 0
+    run = first_of_runs(packed)
     keys, group = np.unique(packed[run], return_inverse=True)
     rows = np.column_stack([counts[keys >> 16], (keys >> 8 & 255) - 128, keys & 255])
     return _grouped(elements, rows, group[np.cumsum(run) - 1])

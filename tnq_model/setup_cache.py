@@ -43,6 +43,8 @@ _SCALES = ("energy", "forces", "charges", "dipole")  # LossScales' fields, in th
 #: The store columns the splits are drawn from (`setup.new_splits`): molecules, atoms, element counts, states.
 SPLIT_COLUMNS = ("conformer_offset", "atom_offset", "z", "composition", "total_charge", "multiplicity")
 PARTIAL = ".partial"  # suffix of an entry being written
+#: What np.load raises on a file that is missing, truncated or not an .npz.
+_UNREADABLE = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 @dataclass
@@ -131,13 +133,12 @@ class SetupCache:
 
     def put_fit(self, key: str, store: Store, selected: dict[str, np.ndarray], fit: Fit) -> None:
         refs = fit.references
-        self._write(key, "fit", store, {"conformers": np.int64(len(selected["train"])),
-                          **{name: np.packbits(selected[name]) for name in SPLITS},
-                          "atom_refs": refs.atom_refs, "charges": np.asarray(refs.charges, np.int64),
-                          "charge_offsets": refs.charge_offsets,
-                          "multiplicities": np.asarray(refs.multiplicities, np.int64),
-                          "multiplicity_offsets": refs.multiplicity_offsets, "scale": np.float64(fit.scale),
-                          "loss_scales": np.array([getattr(fit.loss, name) for name in _SCALES], np.float64)})
+        self._write(key, "fit", store, {
+            "conformers": np.int64(len(selected["train"])), **{name: np.packbits(selected[name]) for name in SPLITS},
+            "atom_refs": refs.atom_refs, "charges": np.asarray(refs.charges, np.int64),
+            "charge_offsets": refs.charge_offsets, "multiplicities": np.asarray(refs.multiplicities, np.int64),
+            "multiplicity_offsets": refs.multiplicity_offsets, "scale": np.float64(fit.scale),
+            "loss_scales": np.array([getattr(fit.loss, name) for name in _SCALES], np.float64)})
 
     def holds(self, key: str) -> bool:
         """Whether an entry of `key` is on disk."""
@@ -149,7 +150,7 @@ class SetupCache:
         try:
             with np.load(self.directory / f"{key}.npz", allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        except _UNREADABLE:
             return None
         return arrays if str(arrays.pop("key", "")) == key else None  # not a file copied under another name
 
@@ -198,5 +199,5 @@ def _about(path: Path) -> dict[str, str | None]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: str(data[name]) for name in ("kind", "store", "version")}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+    except (*_UNREADABLE, KeyError):
         return {"kind": "unreadable", "store": None, "version": None}

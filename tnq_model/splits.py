@@ -8,7 +8,7 @@ import numpy as np
 
 from tnq_core.errors import TnqError
 from tnq_core.ragged import ranges
-from tnq_data.store.compositions import distinct_rows
+from tnq_data.store.compositions import distinct_rows, first_of_runs
 
 from .references import Compositions
 
@@ -62,9 +62,7 @@ class Labels:
         # np.unique, without numpy 2's slower hash table; "stable" is timsort here, which merges the sorted runs
         # that labels arrive in (a union, a molecule's groups) instead of sorting them again
         rows = np.sort((np.asarray(molecule, np.int64) << _KEY_BITS) | np.asarray(key, np.int64), kind="stable")
-        first = np.ones(len(rows), bool)
-        np.not_equal(rows[1:], rows[:-1], out=first[1:])
-        rows = rows[first]
+        rows = rows[first_of_runs(rows)]
         return cls(rows >> _KEY_BITS, rows & ((1 << _KEY_BITS) - 1), n)
 
     def __or__(self, other: "Labels") -> "Labels":

@@ -38,10 +38,10 @@ def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     row of each run of equal rows only (a store's conformers come in runs, one molecule's after another), over
     the columns packed into as few int64 words as keep their order (`_packed`)."""
     packed = _packed(rows)
-    run = _first_of_runs(packed)
+    run = first_of_runs(packed)
     heads = packed[run]
     order = np.lexsort(heads.T[::-1])
-    new = _first_of_runs(heads[order])
+    new = first_of_runs(heads[order])
     inverse = np.empty(len(heads), np.int64)
     inverse[order] = np.cumsum(new) - 1
     return rows[run][order][new], inverse[np.cumsum(run) - 1]
@@ -68,10 +68,12 @@ def _packed(rows: np.ndarray) -> np.ndarray:
     return np.column_stack(words)
 
 
-def _first_of_runs(rows: np.ndarray) -> np.ndarray:
-    """(R,) bool: rows that differ from the row before them (the first row included)."""
+def first_of_runs(rows: np.ndarray) -> np.ndarray:
+    """(R,) bool: rows of an (R, K) array, or values of an (R,) one, that differ from the one before them (the
+    first included)."""
     first = np.ones(len(rows), bool)
-    first[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    differs = rows[1:] != rows[:-1]
+    first[1:] = differs if differs.ndim == 1 else differs.any(axis=1)
     return first
 
 
